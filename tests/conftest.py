@@ -1,0 +1,71 @@
+"""Shared fixtures: rendering the template and finding the real tools the tests drive."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent
+COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+UNDER_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def render(output_dir: Path, **overrides: str) -> Path:
+    """Render the template with its defaults plus `overrides`, returning the project folder."""
+    unknown = set(overrides) - set(COOKIECUTTER_JSON)
+    assert not unknown, f"override keys missing from cookiecutter.json: {sorted(unknown)}"
+    return Path(
+        cookiecutter(
+            str(TEMPLATE_DIR),
+            no_input=True,
+            extra_context=overrides,
+            output_dir=str(output_dir),
+        )
+    )
+
+
+def require_tool(name: str, hint: str) -> str:
+    """Path of a command-line tool; a skip where it is missing, a failure under CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed ({hint})"
+        if UNDER_CI:
+            pytest.fail(f"{message}; CI must install it", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def render_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Render each distinct set of answers once per session; tests must not modify the tree."""
+    cache: dict[tuple[tuple[str, str], ...], Path] = {}
+
+    def _render(**overrides: str) -> Path:
+        key = tuple(sorted(overrides.items()))
+        if key not in cache:
+            cache[key] = render(tmp_path_factory.mktemp("render"), **overrides)
+        return cache[key]
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def project_yes(render_once: Callable[..., Path]) -> Path:
+    return render_once(include_observability="yes")
+
+
+@pytest.fixture(scope="session")
+def project_no(render_once: Callable[..., Path]) -> Path:
+    return render_once(include_observability="no")
+
+
+@pytest.fixture(scope="session", params=["yes", "no"], ids=["observability-yes", "observability-no"])
+def project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
+    """Each variant of the defaults, read-only."""
+    return render_once(include_observability=request.param)
