@@ -1,0 +1,155 @@
+"""The rendered "yes" backend: a cached virtualenv and uvicorn processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .processes import ManagedProcess, free_port, wait_until
+
+PIP_TIMEOUT = 600
+
+
+def _pip(venv: Path, *args: str, cwd: Path) -> None:
+    command = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args]
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False
+    )
+    assert result.returncode == 0, f"{shlex.join(command)} failed:\n{result.stderr[-4000:]}"
+
+
+def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
+    """A virtualenv with the backend and its `dev` group installed, editable from `backend_dir`.
+
+    The expensive part (every dependency) is cached under `cache_root`, keyed by the rendered
+    pyproject.toml and the interpreter; a later session only re-points the editable install
+    at its own rendering, which takes a second or two.
+    """
+    pyproject = backend_dir / "pyproject.toml"
+    key_source = pyproject.read_bytes() + sys.version.encode()
+    for lock in ("uv.lock", "requirements.lock"):
+        if (backend_dir / lock).exists():
+            key_source += (backend_dir / lock).read_bytes()
+    venv = cache_root / hashlib.sha256(key_source).hexdigest()[:16]
+    complete = venv / ".complete"
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with (cache_root / ".lock").open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # concurrent sessions share one build
+        if not complete.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+            _pip(venv, "install", "--quiet", "pip>=25.1", cwd=backend_dir)  # for --group
+            build_requires = tomllib.loads(pyproject.read_text())["build-system"]["requires"]
+            _pip(venv, "install", "--quiet", *build_requires, cwd=backend_dir)
+            _pip(venv, "install", "--quiet", "-e", ".", "--group", "dev", cwd=backend_dir)
+            complete.touch()
+        else:
+            _pip(
+                venv,
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "-e",
+                ".",
+                cwd=backend_dir,
+            )
+    return venv
+
+
+def dockerfile_command(dockerfile: Path) -> list[str]:
+    """The exec-form CMD of the backend image (the last one, as Docker uses)."""
+    commands = [
+        line.strip()[len("CMD") :].strip()
+        for line in dockerfile.read_text().splitlines()
+        if line.strip().startswith("CMD ")
+    ]
+    assert commands, f"{dockerfile} has no CMD"
+    command = json.loads(commands[-1])
+    assert isinstance(command, list), f"{dockerfile}: CMD must be in exec form, got {commands[-1]}"
+    return [str(part) for part in command]
+
+
+def local_command(command: list[str], venv: Path, port: int) -> list[str]:
+    """The image's command with the host and port made local and the venv's executables."""
+    local: list[str] = []
+    replacements = {"--host": "127.0.0.1", "--port": str(port)}
+    skip_next = False
+    for index, part in enumerate(command):
+        if skip_next:
+            skip_next = False
+            continue
+        option, _, _ = part.partition("=")
+        if option in replacements:
+            local.append(f"{option}={replacements.pop(option)}")
+            skip_next = "=" not in part
+            continue
+        if index == 0 and (venv / "bin" / part).exists():
+            part = str(venv / "bin" / part)
+        elif index == 0 and part in ("python", "python3"):
+            part = str(venv / "bin" / "python")
+        local.append(part)
+    assert not replacements, f"the image command {command} sets no {sorted(replacements)}"
+    return local
+
+
+class BackendProcess:
+    """One uvicorn process of the rendered backend, its JSON log lines kept in a file."""
+
+    def __init__(
+        self,
+        name: str,
+        backend_dir: Path,
+        venv: Path,
+        workdir: Path,
+        environment: dict[str, str],
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = local_command(dockerfile_command(backend_dir / "Dockerfile"), venv, self.port)
+        env = {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",  # log lines reach the file as they are written
+            **environment,
+        }
+        self.process = ManagedProcess(name, command, workdir, cwd=backend_dir, env=env)
+
+    def wait_live(self, timeout: float = 60) -> None:
+        def live() -> bool:
+            self.process.assert_running()
+            return httpx.get(f"{self.url}/health/live", timeout=2).status_code == 200
+
+        wait_until(live, timeout, f"{self.process.name} /health/live")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every stdout line, each of which must be one JSON object (the log contract)."""
+        lines = []
+        complete_lines = self.process.stdout().split("\n")[:-1]  # the last may be half-written
+        for number, text in enumerate(complete_lines, start=1):
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise AssertionError(f"stdout line {number} is not JSON: {text[:300]!r}") from error
+            assert isinstance(record, dict), f"stdout line {number} is not an object: {text[:300]}"
+            lines.append(record)
+        return lines
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines() if line.get("logger") == "app.access"]
+
+    def stop(self) -> None:
+        self.process.stop()

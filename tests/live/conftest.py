@@ -1,0 +1,101 @@
+"""Session fixtures of the live tier: one rendered "yes" project, its backend, a real
+OTLP receiver and a real Prometheus, all on 127.0.0.1 and all stopped at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+
+from .backend import BackendProcess, backend_venv
+from .otlp_receiver import OtlpTraceReceiver
+from .processes import closed_port, free_port
+from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
+
+# Spans leave the batch processor after this many ms instead of the SDK's 5 s default,
+# so the tests wait for them briefly; it is the SDK's own variable, not one of the backend's.
+FAST_BATCH_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
+
+
+@pytest.fixture(scope="session")
+def live_project(render_once: Callable[..., Path]) -> Path:
+    # 3.11: the interpreter this machine (and CI) runs the backend with outside Docker.
+    return render_once(include_observability="yes", python_version="3.11")
+
+
+@pytest.fixture(scope="session")
+def live_venv(live_project: Path, request: pytest.FixtureRequest) -> Path:
+    cache = request.config.cache
+    assert cache is not None, "the live tier needs pytest's cache provider for its virtualenv"
+    return backend_venv(live_project / "backend", cache.mkdir("live-backend-venv"))
+
+
+@pytest.fixture(scope="session")
+def live_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("live")
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[OtlpTraceReceiver]:
+    receiver = OtlpTraceReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def start_backend(
+    live_project: Path, live_venv: Path, live_workdir: Path
+) -> Iterator[Callable[[str, dict[str, str]], BackendProcess]]:
+    """Start a backend process with extra environment; every one is stopped at session end."""
+    started: list[BackendProcess] = []
+
+    def _start(name: str, environment: dict[str, str]) -> BackendProcess:
+        backend = BackendProcess(
+            name, live_project / "backend", live_venv, live_workdir / name, environment
+        )
+        started.append(backend)
+        backend.wait_live()
+        return backend
+
+    yield _start
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture(scope="session")
+def backend(
+    start_backend: Callable[[str, dict[str, str]], BackendProcess],
+    otlp_receiver: OtlpTraceReceiver,
+) -> BackendProcess:
+    """The backend as compose runs it, exporting its spans to the in-process receiver."""
+    return start_backend(
+        "backend",
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, **FAST_BATCH_EXPORT},
+    )
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    live_project: Path, backend: BackendProcess, live_workdir: Path
+) -> Iterator[PrometheusServer]:
+    binary = require_tool("prometheus", "Debian package `prometheus`")
+    port = free_port()
+    with closed_port() as nothing_listens:
+        config = local_config(
+            live_project / "observability/prometheus/prometheus.yml",
+            targets_by_job={
+                "backend": f"127.0.0.1:{backend.port}",
+                "prometheus": f"127.0.0.1:{port}",
+            },
+            unreachable=f"127.0.0.1:{nothing_listens}",
+            mounts=compose_bind_mounts(live_project / "compose.yml", "prometheus"),
+        )
+        server = PrometheusServer(binary, config, port, live_workdir / "prometheus")
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
