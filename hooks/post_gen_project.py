@@ -1,0 +1,109 @@
+"""Finish a freshly rendered project: prune disabled features, write .env, print next steps.
+
+Cookiecutter runs this with the new project folder as the working directory. Like the
+pre-generation hook it stays valid Python before rendering (the answers arrive as one
+JSON string literal) and does no network, git or installs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+RENDERED_ANSWERS = r"""{{ cookiecutter | jsonify }}"""
+
+# The one list of what each switched-off feature leaves behind; tests/test_hooks.py
+# checks it against the rendered trees of both variants.
+PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
+    "include_observability": (
+        "observability",
+        "backend/app/observability",
+    ),
+}
+
+ENV_EXAMPLE = ".env.example"
+ENV_FILE = ".env"
+GRAFANA_PASSWORD_LINE = re.compile(r"^GRAFANA_ADMIN_PASSWORD=.*$", re.MULTILINE)
+
+
+def is_enabled(answers: Mapping[str, object], option: str) -> bool:
+    return answers.get(option) == "yes"
+
+
+def paths_to_prune(answers: Mapping[str, object]) -> list[str]:
+    """Relative paths that the switched-off options in `answers` must not leave behind."""
+    return [
+        path
+        for option, paths in PRUNE_WHEN_DISABLED.items()
+        if not is_enabled(answers, option)
+        for path in paths
+    ]
+
+
+def prune(project_dir: Path, answers: Mapping[str, object]) -> list[Path]:
+    """Remove what the disabled options do not need; returns the paths removed."""
+    removed = []
+    for relative in paths_to_prune(answers):
+        path = project_dir / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def env_file_text(
+    example: str,
+    answers: Mapping[str, object],
+    new_password: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+) -> str:
+    """The project's .env: the example, with a fresh Grafana admin password when the stack is on."""
+    if not is_enabled(answers, "include_observability"):
+        return example
+    return GRAFANA_PASSWORD_LINE.sub(f"GRAFANA_ADMIN_PASSWORD={new_password()}", example)
+
+
+def write_env_file(project_dir: Path, answers: Mapping[str, object]) -> Path:
+    env_file = project_dir / ENV_FILE
+    example = (project_dir / ENV_EXAMPLE).read_text(encoding="utf-8")
+    env_file.write_text(env_file_text(example, answers), encoding="utf-8")
+    env_file.chmod(0o600)
+    return env_file
+
+
+def next_steps(answers: Mapping[str, object]) -> str:
+    lines = [
+        f"Created {answers['project_slug']}. Next steps:",
+        "",
+        f"  cd {answers['project_slug']}",
+        f"  # {ENV_FILE} was written from {ENV_EXAMPLE} (git-ignored); review it",
+        "  docker compose up -d",
+        "",
+        f"  API docs:  http://localhost:{answers['backend_port']}/docs",
+    ]
+    if is_enabled(answers, "include_observability"):
+        lines += [
+            f"  Grafana:   http://localhost:{answers['grafana_port']}"
+            f"  (admin password: GRAFANA_ADMIN_PASSWORD in {ENV_FILE})",
+        ]
+    lines += ["", "  make help  # every development command"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    answers = json.loads(RENDERED_ANSWERS)
+    project_dir = Path.cwd()
+    prune(project_dir, answers)
+    write_env_file(project_dir, answers)
+    print(next_steps(answers))
+
+
+if __name__ == "__main__":
+    main()

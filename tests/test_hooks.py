@@ -1,0 +1,219 @@
+"""The hooks' logic, imported directly (they are valid Python before rendering),
+and the prune list checked against the rendered trees of both variants."""
+
+from __future__ import annotations
+
+import importlib.util
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR
+
+
+def load_hook(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE_DIR / "hooks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+VALID = {
+    "project_name": "My Service",
+    "project_slug": "my-service",
+    "description": "A service.",
+    "author_name": "Ada",
+    "author_email": "ada@example.com",
+    "python_version": "3.12",
+    "backend_port": "8000",
+    "grafana_port": "3000",
+    "include_observability": "yes",
+}
+
+
+def test_hooks_receive_the_answers_through_one_jinja_string_literal() -> None:
+    for hook in (pre_gen, post_gen):
+        assert hook.RENDERED_ANSWERS == "{{ cookiecutter | jsonify }}"
+
+
+def test_the_defaults_of_cookiecutter_json_are_valid() -> None:
+    defaults = {
+        name: value[0] if isinstance(value, list) else value
+        for name, value in COOKIECUTTER_JSON.items()
+        if not name.startswith("_")
+    }
+    defaults["project_slug"] = "my-service"
+    assert pre_gen.validate(defaults) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("project_slug", "a" * 63),
+        ("project_slug", "a1-b2-c3"),
+        ("author_email", "first.last+tag@sub.example.co.uk"),
+        ("backend_port", "1024"),
+        ("backend_port", "65535"),
+        ("backend_port", 8080),
+        ("python_version", "3.11"),
+        ("include_observability", "no"),
+    ],
+    ids=lambda value: str(value)[:20],
+)
+def test_boundary_values_are_accepted(variable: str, value: object) -> None:
+    assert pre_gen.validate({**VALID, variable: value}) == []
+
+
+INVALID = [
+    ("project_name", "   ", "project_name"),
+    ("project_slug", "", "project_name"),
+    ("project_slug", "My-Service", "project_slug"),
+    ("project_slug", "my_service", "project_slug"),
+    ("project_slug", "1service", "project_slug"),
+    ("project_slug", "-service", "project_slug"),
+    ("project_slug", "service-", "project_slug"),
+    ("project_slug", "my--service", "project_slug"),
+    ("project_slug", "a" * 64, "project_slug"),
+    ("description", "", "description"),
+    ("author_name", " ", "author_name"),
+    ("author_email", "nobody", "author_email"),
+    ("author_email", "a@b", "author_email"),
+    ("author_email", "a b@example.com", "author_email"),
+    ("author_email", "a@@example.com", "author_email"),
+    ("backend_port", "80", "backend_port"),
+    ("backend_port", "1023", "backend_port"),
+    ("backend_port", "65536", "backend_port"),
+    ("backend_port", "http", "backend_port"),
+    ("backend_port", "-8000", "backend_port"),
+    ("backend_port", "8000.0", "backend_port"),
+    ("backend_port", " 8000", "backend_port"),
+    ("grafana_port", "", "grafana_port"),
+    ("grafana_port", "8000", "grafana_port"),
+    ("python_version", "2.7", "python_version"),
+    ("include_observability", "True", "include_observability"),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    INVALID,
+    ids=[f"{variable}={value[:12]!r}" for variable, value, _ in INVALID],
+)
+def test_each_rule_rejects_a_bad_answer_with_one_line_naming_it(
+    variable: str, value: str, named: str
+) -> None:
+    problems = pre_gen.validate({**VALID, variable: value})
+    assert len(problems) == 1, problems
+    shown = value if named == variable else VALID[named]
+    assert problems[0].startswith(f"{named}={shown!r} is not allowed: "), problems
+    assert "\n" not in problems[0]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = pre_gen.validate({**VALID, "author_email": "x", "backend_port": "1"})
+    assert [line.split("=")[0] for line in problems] == ["author_email", "backend_port"]
+
+
+def test_pre_gen_main_prints_each_problem_to_stderr_and_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(pre_gen, "RENDERED_ANSWERS", '{"project_slug": "Bad"}')
+    assert pre_gen.main() == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "ERROR: project_slug='Bad' is not allowed" in err
+
+
+def test_nothing_is_pruned_when_every_feature_is_on() -> None:
+    assert post_gen.paths_to_prune({**VALID, "include_observability": "yes"}) == []
+
+
+def test_observability_off_prunes_its_declared_paths() -> None:
+    assert post_gen.paths_to_prune({**VALID, "include_observability": "no"}) == list(
+        post_gen.PRUNE_WHEN_DISABLED["include_observability"]
+    )
+
+
+def test_every_prunable_option_is_a_yes_no_choice() -> None:
+    for option in post_gen.PRUNE_WHEN_DISABLED:
+        assert COOKIECUTTER_JSON[option] == ["yes", "no"]
+
+
+def test_prune_removes_folders_and_files_and_skips_missing_ones(tmp_path: Path) -> None:
+    (tmp_path / "gone" / "deep").mkdir(parents=True)
+    (tmp_path / "gone" / "deep" / "x.py").write_text("")
+    (tmp_path / "file.py").write_text("")
+    (tmp_path / "kept.py").write_text("")
+    table = {"include_observability": ("gone", "file.py", "never-rendered.py")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(post_gen, "PRUNE_WHEN_DISABLED", table)
+        removed = post_gen.prune(tmp_path, {"include_observability": "no"})
+    assert removed == [tmp_path / "gone", tmp_path / "file.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.py"]
+
+
+EXAMPLE = "LOG_LEVEL=INFO\nGRAFANA_ADMIN_USER=admin\nGRAFANA_ADMIN_PASSWORD=change-me\nX=1\n"
+
+
+def test_env_file_gets_a_fresh_grafana_password_when_the_stack_is_on() -> None:
+    text = post_gen.env_file_text(EXAMPLE, {"include_observability": "yes"}, lambda: "s3cret")
+    assert text == EXAMPLE.replace("change-me", "s3cret")
+
+
+def test_generated_passwords_are_long_and_differ() -> None:
+    first, second = (
+        post_gen.env_file_text(EXAMPLE, {"include_observability": "yes"}) for _ in range(2)
+    )
+    password = first.split("GRAFANA_ADMIN_PASSWORD=")[1].split("\n")[0]
+    assert len(password) >= 24
+    assert first != second
+
+
+def test_env_file_is_the_example_when_the_stack_is_off() -> None:
+    assert post_gen.env_file_text(EXAMPLE, {"include_observability": "no"}) == EXAMPLE
+
+
+def test_written_env_file_is_private(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text(EXAMPLE)
+    env_file = post_gen.write_env_file(tmp_path, {"include_observability": "yes"})
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert "change-me" not in env_file.read_text()
+
+
+@pytest.mark.parametrize("include_observability", ["yes", "no"])
+def test_next_steps_name_the_folder_and_urls(include_observability: str) -> None:
+    answers = {**VALID, "include_observability": include_observability, "grafana_port": "3300"}
+    steps = post_gen.next_steps(answers)
+    assert "cd my-service" in steps
+    assert "docker compose up -d" in steps
+    assert "http://localhost:8000/docs" in steps
+    assert ("http://localhost:3300" in steps) is (include_observability == "yes")
+    assert ("grafana" in steps.lower()) is (include_observability == "yes")
+
+
+def relative_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def test_prune_list_matches_the_rendered_trees(
+    render_once: Callable[..., Path], project_yes: Path, project_no: Path
+) -> None:
+    declared = post_gen.PRUNE_WHEN_DISABLED["include_observability"]
+    for relative in declared:
+        assert (project_yes / relative).exists(), f"{relative} is listed but never rendered"
+        assert not (project_no / relative).exists(), f"{relative} survived in the no variant"
+    only_in_yes = relative_files(project_yes) - relative_files(project_no)
+    uncovered = sorted(
+        path
+        for path in only_in_yes
+        if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
+    )
+    assert not uncovered, f"files only the yes variant has, missing from the prune list: {uncovered}"
+    assert relative_files(project_no) <= relative_files(project_yes)
