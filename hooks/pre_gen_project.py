@@ -83,9 +83,7 @@ def check_ports(answers: Mapping[str, object]) -> list[str]:
     for name in PORT_VARIABLES:
         port = port_number(answers.get(name, ""))
         if port is None or port not in PORT_RANGE:
-            problems.append(
-                problem(name, answers.get(name, ""), "an integer from 1024 to 65535")
-            )
+            problems.append(problem(name, answers.get(name, ""), "an integer from 1024 to 65535"))
         else:
             ports[name] = port
     if len(ports) == len(PORT_VARIABLES) and len(set(ports.values())) < len(ports):

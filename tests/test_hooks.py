@@ -10,7 +10,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR
 
 
@@ -215,5 +214,5 @@ def test_prune_list_matches_the_rendered_trees(
         for path in only_in_yes
         if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
     )
-    assert not uncovered, f"files only the yes variant has, missing from the prune list: {uncovered}"
+    assert not uncovered, f"only in the yes variant, missing from the prune list: {uncovered}"
     assert relative_files(project_no) <= relative_files(project_yes)

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cookiecutter.exceptions import FailedHookException, OutputDirExistsException
-
 from conftest import TEMPLATE_DIR, render
+from cookiecutter.exceptions import FailedHookException, OutputDirExistsException
 
 # (variable, bad value, variable the message must name): one per rule of docs/contract.md.
 BAD_ANSWERS = [

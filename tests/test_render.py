@@ -1,0 +1,281 @@
+"""Fast checks of rendered output: every option value, no leftover Jinja, parseable
+config files, the recorded answers, .env, and nothing of the stack in the "no" variant."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR
+from cookiecutter.main import cookiecutter
+
+Render = Callable[..., Path]
+
+# Each value of each option, rendered at least once (python_version and
+# include_observability list every choice; the others take a non-default value).
+OPTION_VALUES = [
+    *(("python_version", version) for version in COOKIECUTTER_JSON["python_version"]),
+    *(("include_observability", value) for value in COOKIECUTTER_JSON["include_observability"]),
+    ("project_name", "Billing API"),
+    ("project_slug", "payments2-core"),
+    ("description", "Takes payments."),
+    ("author_name", "Grace Hopper"),
+    ("author_email", "grace@navy.example"),
+    ("backend_port", "8081"),
+    ("grafana_port", "3300"),
+]
+OPTION_IDS = [f"{name}={value}" for name, value in OPTION_VALUES]
+
+UNRENDERED_JINJA = re.compile(r"\{\{\s*cookiecutter\.|\{%|\{#")
+STACK_WORDS = re.compile(
+    r"(?<![a-z])(prometheus|grafana|loki|tempo(?!ra)|promtail|opentelemetry|otel"
+    r"|observability|metrics|tracing)",
+    re.IGNORECASE,
+)
+ANSWERS_FILE = ".cookiecutter.json"
+
+
+def text_files(project: Path) -> Iterator[tuple[Path, str]]:
+    for path in sorted(project.rglob("*")):
+        if path.is_file():
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+
+
+def copied_without_render(project: Path, path: Path) -> bool:
+    relative = str(path.relative_to(project))
+    return any(fnmatch(relative, pattern) for pattern in COOKIECUTTER_JSON["_copy_without_render"])
+
+
+def test_every_option_value_used_here_exists_in_cookiecutter_json() -> None:
+    for name, value in OPTION_VALUES:
+        choices = COOKIECUTTER_JSON[name]
+        if isinstance(choices, list):
+            assert value in choices
+
+
+@pytest.mark.parametrize(("name", "value"), OPTION_VALUES, ids=OPTION_IDS)
+def test_each_option_value_reaches_the_rendered_project(
+    render_once: Render, name: str, value: str
+) -> None:
+    project = render_once(**{name: value})
+    answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
+    assert answers[name] == value
+    expected_slug = (
+        value
+        if name == "project_slug"
+        else "billing-api"
+        if name == "project_name"
+        else "my-service"
+    )
+    assert project.name == expected_slug
+    workflow = (project / ".github/workflows/ci.yml").read_text()
+    readme = (project / "README.md").read_text()
+    if name == "python_version":
+        assert f'python-version: "{value}"' in workflow
+    elif name == "include_observability":
+        assert (project / "observability").is_dir() is (value == "yes")
+    elif name == "project_name":
+        assert readme.startswith(f"# {value}\n")
+    elif name == "project_slug":
+        assert f"name: {value}\n" in (project / "compose.yml").read_text()
+        assert f"{value}-network" in readme
+    elif name == "description":
+        assert f"\n{value}\n" in readme
+    elif name in ("author_name", "author_email"):
+        assert value in (project / "backend/pyproject.toml").read_text()
+    elif name == "backend_port":
+        assert f"http://localhost:{value}/docs" in readme
+        assert f'"{value}:{value}"' in (project / "compose.yml").read_text()
+    elif name == "grafana_port":
+        assert f"http://localhost:{value}" in readme
+
+
+def test_quotes_and_backslashes_in_answers_survive_the_hooks(tmp_path: Path) -> None:
+    description = 'Says """hi""" and \\ "bye" \'ok\''
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE_DIR),
+            no_input=True,
+            output_dir=str(tmp_path),
+            extra_context={"description": description},
+        )
+    )
+    answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
+    assert answers["description"] == description
+
+
+@pytest.fixture(scope="module", params=OPTION_VALUES, ids=OPTION_IDS)
+def any_project(request: pytest.FixtureRequest, render_once: Render) -> Path:
+    name, value = request.param
+    return render_once(**{name: value})
+
+
+def test_no_unrendered_jinja_anywhere(any_project: Path) -> None:
+    leftovers = [
+        f"{path.relative_to(any_project)}: {match.group(0)!r}"
+        for path, text in text_files(any_project)
+        if not copied_without_render(any_project, path)
+        for match in [UNRENDERED_JINJA.search(text)]
+        if match
+    ]
+    assert not leftovers
+
+
+def test_every_yaml_toml_and_json_file_parses(project: Path) -> None:
+    parsed = 0
+    for path, text in text_files(project):
+        if path.suffix in (".yml", ".yaml"):
+            list(yaml.safe_load_all(text))
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 4  # compose.yml, the workflow, the answers, backend/pyproject.toml
+
+
+def test_nothing_of_the_stack_in_the_no_variant(project_no: Path) -> None:
+    mentions = [
+        f"{path.relative_to(project_no)}: {match.group(0)}"
+        for path, text in text_files(project_no)
+        if path.name != ANSWERS_FILE
+        for match in STACK_WORDS.finditer(f"{path.relative_to(project_no)}\n{text}")
+    ]
+    assert not mentions
+    # The answers file keeps the template's variable names as keys (a later update needs
+    # them); none of its values may mention the stack.
+    answers = json.loads((project_no / ANSWERS_FILE).read_text())["cookiecutter"]
+    assert answers["include_observability"] == "no"
+    assert not [value for value in answers.values() if STACK_WORDS.search(str(value))]
+
+
+def test_the_stack_words_are_found_where_they_belong(project_yes: Path) -> None:
+    # Guards the scan above against a pattern that can never match.
+    readme = (project_yes / "README.md").read_text()
+    for word in ("Prometheus", "Grafana", "Loki", "Tempo", "Promtail", "OTEL_", "metrics"):
+        assert STACK_WORDS.search(word), word
+        assert word in readme, word
+
+
+def test_answers_file_replays_to_the_same_project(project: Path, tmp_path: Path) -> None:
+    again = Path(
+        cookiecutter(
+            str(TEMPLATE_DIR),
+            replay=str(project / ANSWERS_FILE),
+            output_dir=str(tmp_path),
+        )
+    )
+    first = {p.relative_to(project): p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    # .env differs only by its freshly generated password
+    assert [path for path in first if first[path] != second[path]] in ([], [Path(".env")])
+
+
+def env_keys(text: str) -> list[str]:
+    return [
+        line.split("=", 1)[0]
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+CONTRACT_VARIABLES = ["SERVICE_NAME", "SERVICE_VERSION", "ENVIRONMENT", "LOG_LEVEL"]
+STACK_VARIABLES = [
+    "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "GRAFANA_ADMIN_USER",
+    "GRAFANA_ADMIN_PASSWORD",
+]
+
+
+def test_env_example_and_readme_document_every_variable(project: Path) -> None:
+    stack_on = (
+        json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]["include_observability"]
+        == "yes"
+    )
+    expected = CONTRACT_VARIABLES + (STACK_VARIABLES if stack_on else [])
+    assert env_keys((project / ".env.example").read_text()) == expected
+    readme = (project / "README.md").read_text()
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", readme, re.MULTILINE)
+    assert documented == expected
+
+
+def test_env_file_is_written_and_git_ignored(project_yes: Path, project_no: Path) -> None:
+    for project in (project_yes, project_no):
+        example = (project / ".env.example").read_text()
+        env = (project / ".env").read_text()
+        assert env_keys(env) == env_keys(example)
+        assert ".env" in (project / ".gitignore").read_text().splitlines()
+    assert (project_no / ".env").read_text() == (project_no / ".env.example").read_text()
+    assert "GRAFANA_ADMIN_PASSWORD=change-me" in (project_yes / ".env.example").read_text()
+    assert "GRAFANA_ADMIN_PASSWORD=change-me" not in (project_yes / ".env").read_text()
+
+
+BASE_TARGETS = [
+    "help",
+    "install",
+    "dev",
+    "test",
+    "lint",
+    "format",
+    "typecheck",
+    "up",
+    "down",
+    "logs",
+]
+STACK_TARGETS = ["grafana", "stack-logs", "stack-reset", "stack-check"]
+
+
+def test_makefile_help_lists_the_targets_of_the_variant(project: Path) -> None:
+    stack_on = (project / "observability").is_dir()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert listed == BASE_TARGETS + (STACK_TARGETS if stack_on else [])
+
+
+def test_files_the_makefile_runs_exist(project: Path) -> None:
+    makefile = (project / "Makefile").read_text()
+    scripts = re.findall(r"\$\(PYTHON\) ([\w/.-]+\.py)", makefile)
+    for script in scripts:
+        assert (project / script).is_file(), f"the Makefile runs {script}, which is not rendered"
+
+
+def test_workflow_and_pre_commit_pin_their_actions_and_permissions(project: Path) -> None:
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read"}
+    uses = [
+        step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step
+    ]
+    assert uses
+    assert all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", action) for action in uses), uses
+    jobs = set(workflow["jobs"])
+    assert jobs == (
+        {"backend", "compose", "stack"}
+        if (project / "observability").is_dir()
+        else {"backend", "compose"}
+    )
+    pre_commit = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    hooks = [hook["id"] for repo in pre_commit["repos"] for hook in repo["hooks"]]
+    assert hooks == ["ruff-check", "ruff-format", "mypy"]
