@@ -1,0 +1,472 @@
+"""Static proof of the observability stack: real promtool and Compose runs on the rendered
+files, and every name one config takes from another checked against the file that owns it.
+
+The ports, labels and field names below come from docs/contract.md; a change there must
+change them here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import compose
+import pytest
+import yaml
+from conftest import require_tool
+
+BACKEND_PORT = 8000  # the default answer
+STACK_SERVICES = {"prometheus", "loki", "promtail", "tempo", "grafana"}
+SCRAPE_JOBS = {"backend", "prometheus", "loki", "promtail", "tempo", "grafana"}
+DATASOURCE_UIDS = {"prometheus", "loki", "tempo"}
+EXEMPLAR_LABEL = "trace_id"
+ALERTS = {
+    "BackendTargetMissing",
+    "BackendHighErrorRatio",
+    "BackendHighLatencyP95",
+    "BackendNotReady",
+}
+# Images that ship wget (busybox-based Prometheus, Alpine-based Grafana). Loki 3.7 is
+# distroless, and Tempo and Promtail are not relied on to have a probe tool.
+IMAGES_WITH_A_PROBE_TOOL = {"prometheus", "grafana"}
+EXACT_TAG = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+$")
+# A backend log line as docs/contract.md describes it.
+BACKEND_LOG_LINE = (
+    '{"timestamp": "2026-11-22T03:58:00.123456Z", "level": "info", "message": "request completed",'
+    ' "logger": "app.access", "service": "backend", "environment": "development",'
+    ' "request_id": "4f1c2d", "trace_id": "0af7651916cd43dd8448eb211c80319c",'
+    ' "span_id": "b7ad6b7169203331", "status": 200}'
+)
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def host_port(address: str) -> tuple[str, int]:
+    """`host:port` or a URL, as (host, port)."""
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    assert parts.hostname and parts.port, f"no host:port in {address!r}"
+    return parts.hostname, parts.port
+
+
+def listening_ports(project: Path) -> dict[str, set[int]]:
+    """The port(s) each compose service listens on, read from the configs that set them."""
+    compose_file = load(project / "compose.yml")
+    backend_ports = {
+        int(str(mapping).rsplit(":", 1)[1])
+        for mapping in compose_file["services"]["backend"]["ports"]
+    }
+    loki = load(project / "observability/loki/loki.yml")
+    tempo = load(project / "observability/tempo/tempo.yml")
+    promtail = load(project / "observability/promtail/promtail.yml")
+    otlp = tempo["distributor"]["receivers"]["otlp"]["protocols"]
+    return {
+        "backend": backend_ports,
+        "prometheus": {9090},  # the image's default --web.listen-address
+        "loki": {loki["server"]["http_listen_port"]},
+        "promtail": {promtail["server"]["http_listen_port"]},
+        "tempo": {
+            tempo["server"]["http_listen_port"],
+            host_port(otlp["grpc"]["endpoint"])[1],
+            host_port(otlp["http"]["endpoint"])[1],
+        },
+        "grafana": {3000},  # the image's default http_port
+    }
+
+
+def scrape_targets(prometheus_config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for job in prometheus_config["scrape_configs"]:
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                yield job["job_name"], target
+
+
+def unreachable_targets(prometheus_config: dict[str, Any], ports: dict[str, set[int]]) -> list[str]:
+    """Scrape targets that name no compose service, or a port that service does not listen on."""
+    wrong = []
+    for job, target in scrape_targets(prometheus_config):
+        host, port = host_port(target)
+        service = "prometheus" if host == "localhost" and job == "prometheus" else host
+        if port not in ports.get(service, set()):
+            wrong.append(f"{job}: {target}")
+    return wrong
+
+
+def datasource_references(node: Any) -> Iterator[str]:
+    """Every `datasourceUid` value anywhere inside a datasource's settings."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasourceUid":
+                yield value
+            else:
+                yield from datasource_references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from datasource_references(item)
+
+
+@pytest.fixture(scope="module")
+def stack(project_yes: Path) -> dict[str, Any]:
+    observability = project_yes / "observability"
+    return {
+        "compose": load(project_yes / "compose.yml"),
+        "prometheus": load(observability / "prometheus/prometheus.yml"),
+        "rules": load(observability / "prometheus/rules/backend-alerts.yml"),
+        "loki": load(observability / "loki/loki.yml"),
+        "promtail": load(observability / "promtail/promtail.yml"),
+        "tempo": load(observability / "tempo/tempo.yml"),
+        "datasources": {
+            source["uid"]: source
+            for source in load(observability / "grafana/provisioning/datasources/datasources.yml")[
+                "datasources"
+            ]
+        },
+    }
+
+
+# --- Prometheus, for real -------------------------------------------------------------
+
+
+def test_promtool_accepts_the_config_and_finds_the_rules(project_yes: Path) -> None:
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    result = run(
+        [promtool, "check", "config", "observability/prometheus/prometheus.yml"], project_yes
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_rules(project_yes: Path) -> None:
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    rule_files = sorted((project_yes / "observability/prometheus/rules").glob("*.yml"))
+    assert rule_files
+    result = run([promtool, "check", "rules", *map(str, rule_files)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_of_the_alerts_pass(project_yes: Path) -> None:
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    tests_dir = project_yes / "observability/prometheus/rules/tests"
+    result = run([promtool, "test", "rules", "backend-alerts.test.yml"], tests_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("original", "mutant"),
+    [
+        ("expr: vector(0.5)", "expr: vector(2)"),  # latency objective too lax
+        ("> 0.02", "> 0.05"),  # error ratio threshold too lax
+        ("for: 2m", "for: 10m"),  # readiness alert too slow
+        ('up{job="backend"} == 0 or ', ""),  # a down target no longer alerts
+    ],
+)
+def test_the_alert_unit_tests_catch_a_weakened_rule(
+    project_yes: Path, tmp_path: Path, original: str, mutant: str
+) -> None:
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    rules = shutil.copytree(project_yes / "observability/prometheus/rules", tmp_path / "rules")
+    alerts_file = rules / "backend-alerts.yml"
+    text = alerts_file.read_text(encoding="utf-8")
+    assert text.count(original) == 1, original
+    alerts_file.write_text(text.replace(original, mutant), encoding="utf-8")
+    result = run([promtool, "test", "rules", "backend-alerts.test.yml"], rules / "tests")
+    assert result.returncode != 0, f"the unit tests still pass with {mutant!r}"
+
+
+def test_alerts_are_the_baseline_ones_with_their_annotations(
+    stack: dict[str, Any], project_yes: Path
+) -> None:
+    alerts = {
+        rule["alert"]: rule
+        for group in stack["rules"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert set(alerts) == ALERTS
+    readme = (project_yes / "observability/README.md").read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", readme, re.MULTILINE)
+    }
+    for name, rule in alerts.items():
+        annotations = rule["annotations"]
+        assert {"summary", "description", "runbook"} <= set(annotations), name
+        page, _, anchor = annotations["runbook"].partition("#")
+        assert page == "observability/README.md", name
+        assert anchor in anchors, f"{name}: no README section for #{anchor}"
+
+
+def test_prometheus_loads_the_rules_but_not_their_unit_tests(
+    stack: dict[str, Any], project_yes: Path
+) -> None:
+    prometheus_dir = project_yes / "observability/prometheus"
+    loaded = {
+        path
+        for pattern in stack["prometheus"]["rule_files"]
+        for path in prometheus_dir.glob(pattern)
+    }
+    assert prometheus_dir / "rules/backend-alerts.yml" in loaded
+    assert not any("tests" in path.parts for path in loaded)
+
+
+# --- Compose ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["yes", "no"])
+def test_compose_accepts_the_file(render_once: Callable[..., Path], variant: str) -> None:
+    project = render_once(include_observability=variant)
+    binary = Path(compose.__file__).parent / "docker-compose"
+    result = run([str(binary), "-f", "compose.yml", "config", "-q"], project)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_runs_exactly_the_stack_services_with_exact_image_versions(
+    stack: dict[str, Any],
+) -> None:
+    services = stack["compose"]["services"]
+    assert set(services) == {"backend"} | STACK_SERVICES
+    for name in STACK_SERVICES:
+        image = services[name]["image"]
+        assert EXACT_TAG.match(image), f"{name}: {image} is not pinned to an exact version"
+
+
+def test_only_grafana_and_the_backend_listen_beyond_localhost(stack: dict[str, Any]) -> None:
+    services = stack["compose"]["services"]
+    assert services["grafana"]["ports"] == ["3000:3000"]
+    assert "ports" not in services["promtail"]
+    for name in ("prometheus", "loki", "tempo"):
+        for mapping in services[name]["ports"]:
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping}"
+
+
+def test_start_order_and_healthchecks(stack: dict[str, Any]) -> None:
+    services = stack["compose"]["services"]
+    assert "depends_on" not in services["backend"], "the backend must not wait for the stack"
+    grafana_needs = services["grafana"]["depends_on"]
+    assert set(grafana_needs) == DATASOURCE_UIDS
+    for name, condition in grafana_needs.items():
+        expected = "service_healthy" if name in IMAGES_WITH_A_PROBE_TOOL else "service_started"
+        assert condition["condition"] == expected, name
+    for name in STACK_SERVICES:
+        assert ("healthcheck" in services[name]) == (name in IMAGES_WITH_A_PROBE_TOOL), name
+
+
+def test_every_stack_service_keeps_its_data_in_a_named_volume(stack: dict[str, Any]) -> None:
+    named = set(stack["compose"]["volumes"])
+    for name in STACK_SERVICES:
+        sources = {
+            str(volume).split(":", 1)[0] for volume in stack["compose"]["services"][name]["volumes"]
+        }
+        assert sources & named, f"{name} has no named volume"
+
+
+def test_grafana_settings(stack: dict[str, Any]) -> None:
+    environment = stack["compose"]["services"]["grafana"]["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert environment["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert environment["GF_ANALYTICS_REPORTING_ENABLED"] == "false"
+    assert environment["GF_ANALYTICS_CHECK_FOR_UPDATES"] == "false"
+    dashboards_mount = next(
+        volume.split(":")[1]
+        for volume in stack["compose"]["services"]["grafana"]["volumes"]
+        if volume.startswith("./observability/grafana/dashboards:")
+    )
+    home = environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{dashboards_mount}/backend-service.json"
+
+
+# --- Names one file takes from another -------------------------------------------------
+
+
+def test_every_scrape_target_is_a_listening_compose_service(
+    stack: dict[str, Any], project_yes: Path
+) -> None:
+    assert {job["job_name"] for job in stack["prometheus"]["scrape_configs"]} == SCRAPE_JOBS
+    assert ("backend", f"backend:{BACKEND_PORT}") in set(scrape_targets(stack["prometheus"]))
+    assert unreachable_targets(stack["prometheus"], listening_ports(project_yes)) == []
+
+
+def test_the_target_check_catches_a_wrong_port(stack: dict[str, Any], project_yes: Path) -> None:
+    mutant = yaml.safe_load(yaml.safe_dump(stack["prometheus"]))
+    mutant["scrape_configs"][0]["static_configs"][0]["targets"] = ["backend:9999"]
+    assert unreachable_targets(mutant, listening_ports(project_yes)) == ["backend: backend:9999"]
+
+
+def test_published_ports_are_ports_the_services_listen_on(
+    stack: dict[str, Any], project_yes: Path
+) -> None:
+    ports = listening_ports(project_yes)
+    for name in STACK_SERVICES:
+        for mapping in stack["compose"]["services"][name].get("ports", []):
+            assert int(str(mapping).rsplit(":", 1)[1]) in ports[name], f"{name}: {mapping}"
+
+
+def test_datasources_have_fixed_uids_and_reach_listening_services(
+    stack: dict[str, Any], project_yes: Path
+) -> None:
+    datasources = stack["datasources"]
+    assert set(datasources) == DATASOURCE_UIDS
+    ports = listening_ports(project_yes)
+    for uid, source in datasources.items():
+        host, port = host_port(source["url"])
+        assert host == uid and port in ports[host], f"{uid}: {source['url']}"
+        for reference in datasource_references(source.get("jsonData", {})):
+            assert reference in datasources, f"{uid} links to a missing datasource {reference!r}"
+
+
+def test_one_exemplar_label_from_backend_and_tempo_to_grafana(stack: dict[str, Any]) -> None:
+    destinations = stack["datasources"]["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert destinations == [{"name": EXEMPLAR_LABEL, "datasourceUid": "tempo"}]
+    generator = stack["tempo"]["overrides"]["defaults"]["metrics_generator"]
+    assert generator["trace_id_label_name"] == EXEMPLAR_LABEL
+
+
+def test_loki_derived_field_finds_the_trace_id_in_a_backend_line(stack: dict[str, Any]) -> None:
+    (field,) = stack["datasources"]["loki"]["jsonData"]["derivedFields"]
+    assert field["datasourceUid"] == "tempo"
+    match = re.search(field["matcherRegex"], BACKEND_LOG_LINE)
+    assert match and match.group(1) == "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_traces_link_to_logs_and_metrics_by_service(stack: dict[str, Any]) -> None:
+    tempo = stack["datasources"]["tempo"]["jsonData"]
+    backend_environment = stack["compose"]["services"]["backend"]["environment"]
+    service_name = backend_environment["OTEL_SERVICE_NAME"]
+    assert service_name == "backend", "service.name must be the compose service, i.e. Loki's label"
+    assert tempo["tracesToLogsV2"]["filterByTraceID"] is True
+    for link in ("tracesToLogsV2", "tracesToMetrics"):
+        assert {"key": "service.name", "value": "service"} in tempo[link]["tags"], link
+    for query in tempo["tracesToMetrics"]["queries"]:
+        assert re.search(
+            r"traces_spanmetrics_(calls_total|latency_bucket)\{\$\$__tags", query["query"]
+        )
+    assert tempo["serviceMap"]["datasourceUid"] == "prometheus"
+    assert tempo["nodeGraph"]["enabled"] is True
+
+
+def test_backend_exports_to_tempo_otlp_grpc_receiver(stack: dict[str, Any]) -> None:
+    endpoint = stack["compose"]["services"]["backend"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    receivers = stack["tempo"]["distributor"]["receivers"]["otlp"]["protocols"]
+    grpc_host, grpc_port = host_port(receivers["grpc"]["endpoint"])
+    http_host, _ = host_port(receivers["http"]["endpoint"])
+    assert grpc_host == http_host == "0.0.0.0", (
+        "receivers must listen beyond the container's loopback"
+    )
+    assert host_port(endpoint) == ("tempo", grpc_port)
+
+
+def test_tempo_remote_writes_span_metrics_with_exemplars_into_prometheus(
+    stack: dict[str, Any],
+) -> None:
+    (remote_write,) = stack["tempo"]["metrics_generator"]["storage"]["remote_write"]
+    assert remote_write["send_exemplars"] is True
+    url = urlsplit(remote_write["url"])
+    assert (url.hostname, url.port, url.path) == ("prometheus", 9090, "/api/v1/write")
+    flags = stack["compose"]["services"]["prometheus"]["command"]
+    assert "--web.enable-remote-write-receiver" in flags
+    assert "--enable-feature=exemplar-storage" in flags
+    assert any(flag.startswith("--storage.tsdb.retention.time=") for flag in flags)
+    processors = stack["tempo"]["overrides"]["defaults"]["metrics_generator"]["processors"]
+    assert set(processors) == {"service-graphs", "span-metrics"}
+
+
+def test_promtail_reads_only_this_project_and_keeps_ids_out_of_labels(
+    stack: dict[str, Any],
+) -> None:
+    promtail = stack["promtail"]
+    (job,) = promtail["scrape_configs"]
+    (discovery,) = job["docker_sd_configs"]
+    assert discovery["host"] == "unix:///var/run/docker.sock"
+    assert discovery["filters"] == [
+        {"name": "label", "values": [f"com.docker.compose.project={stack['compose']['name']}"]}
+    ]
+    assert (
+        "/var/run/docker.sock:/var/run/docker.sock:ro"
+        in stack["compose"]["services"]["promtail"]["volumes"]
+    )
+    assert {rule["target_label"] for rule in job["relabel_configs"]} == {"service", "container"}
+    assert host_port(promtail["clients"][0]["url"]) == ("loki", 3100)
+
+    (match,) = [stage["match"] for stage in job["pipeline_stages"]]
+    assert match["selector"] == '{service="backend"}'
+    stages = {name: body for stage in match["stages"] for name, body in stage.items()}
+    contract_fields = {"timestamp", "level", "trace_id", "span_id", "request_id"}
+    assert stages["json"]["expressions"] == {field: field for field in contract_fields}
+    assert stages["timestamp"]["source"] == "timestamp"
+    assert set(stages["labels"]) == {"level"}
+    assert set(stages["structured_metadata"]) == {"trace_id", "span_id", "request_id"}
+
+
+# --- Configs written for the pinned versions -------------------------------------------
+
+
+def test_loki_config_is_the_loki_3_single_binary_shape(stack: dict[str, Any]) -> None:
+    loki = stack["loki"]
+    assert loki["auth_enabled"] is False
+    (schema,) = loki["schema_config"]["configs"]
+    assert (schema["store"], schema["schema"], schema["object_store"]) == (
+        "tsdb",
+        "v13",
+        "filesystem",
+    )
+    assert loki["limits_config"]["allow_structured_metadata"] is True
+    assert loki["limits_config"]["retention_period"]
+    compactor = loki["compactor"]
+    assert compactor["retention_enabled"] is True
+    # Loki 3 refuses retention without a delete request store; `shared_store` is gone.
+    assert compactor["delete_request_store"] == "filesystem"
+    assert "shared_store" not in compactor
+    assert not {"table_manager", "chunk_store_config"} & set(loki)
+    assert loki["common"]["path_prefix"] == "/loki", (
+        "the loki-data volume and the image's owned dir"
+    )
+
+
+def test_tempo_config_has_no_tempo_2_blocks(stack: dict[str, Any]) -> None:
+    tempo = stack["tempo"]
+    # Removed by Tempo 3.0 (monolithic migration guide): the process refuses them.
+    assert not {"ingester", "ingester_client", "compactor", "metrics_generator_client"} & set(tempo)
+    processors = tempo["overrides"]["defaults"]["metrics_generator"]["processors"]
+    assert "local-blocks" not in processors
+    assert "processors" not in tempo["overrides"], "Tempo 3 reads overrides only under `defaults`"
+    assert tempo["storage"]["trace"]["backend"] == "local"
+    assert tempo["storage"]["trace"]["local"]["path"].startswith("/var/tempo/")
+    assert tempo["metrics_generator"]["storage"]["path"].startswith("/var/tempo/")
+
+
+def test_mounted_data_dirs_are_the_dirs_each_image_owns(stack: dict[str, Any]) -> None:
+    owned_dirs = {  # created and chowned in each image for the user it runs as
+        "prometheus": "/prometheus",
+        "loki": "/loki",
+        "tempo": "/var/tempo",
+        "grafana": "/var/lib/grafana",
+    }
+    for name, data_dir in owned_dirs.items():
+        targets = {
+            str(volume).split(":")[1] for volume in stack["compose"]["services"][name]["volumes"]
+        }
+        assert data_dir in targets, name
+
+
+def test_answers_reach_the_stack_configs(render_once: Callable[..., Path]) -> None:
+    project = render_once(project_name="Shop API", backend_port="8081", grafana_port="3001")
+    prometheus = load(project / "observability/prometheus/prometheus.yml")
+    assert ("backend", "backend:8081") in set(scrape_targets(prometheus))
+    assert unreachable_targets(prometheus, listening_ports(project)) == []
+    compose_file = load(project / "compose.yml")
+    assert compose_file["services"]["grafana"]["ports"] == ["3001:3000"]
+    (discovery,) = load(project / "observability/promtail/promtail.yml")["scrape_configs"][0][
+        "docker_sd_configs"
+    ]
+    assert discovery["filters"][0]["values"] == ["com.docker.compose.project=shop-api"]
