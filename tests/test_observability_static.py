@@ -1,5 +1,5 @@
-"""Static proof of the observability stack: real promtool and Compose runs on the rendered
-files, and every name one config takes from another checked against the file that owns it.
+"""Static proof of the observability stack: real promtool runs on the rendered files, and
+every name one config takes from another checked against the file that owns it.
 
 The ports, labels and field names below come from docs/contract.md; a change there must
 change them here.
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import compose
 import pytest
 import yaml
 from conftest import require_tool
@@ -220,14 +219,6 @@ def test_prometheus_loads_the_rules_but_not_their_unit_tests(
 
 
 # --- Compose ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("variant", ["yes", "no"])
-def test_compose_accepts_the_file(render_once: Callable[..., Path], variant: str) -> None:
-    project = render_once(include_observability=variant)
-    binary = Path(compose.__file__).parent / "docker-compose"
-    result = run([str(binary), "-f", "compose.yml", "config", "-q"], project)
-    assert result.returncode == 0, result.stderr
 
 
 def test_compose_runs_exactly_the_stack_services_with_exact_image_versions(
