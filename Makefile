@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 BUILD := build
 # Answers for `make bake`, e.g. OPTIONS="include_observability=no backend_port=8080".
 OPTIONS ?=
+# Named paths: ruff would otherwise read the template's Jinja-laden pyproject.toml.
+PYTHON_PATHS := hooks tests $(wildcard bench)
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,7 +33,7 @@ test-fast: $(BIN)/pytest ## Run the fast tier only (rendered output checks, unde
 	$(BIN)/pytest -m "not slow"
 
 lint: $(BIN)/pytest ## Lint and typecheck the hooks and tests, lint the workflow
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PYTHON_PATHS)
+	$(BIN)/ruff format --check $(PYTHON_PATHS)
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict -c tests/yamllint.yml .github

@@ -65,7 +65,9 @@ def project_no(render_once: Callable[..., Path]) -> Path:
     return render_once(include_observability="no")
 
 
-@pytest.fixture(scope="session", params=["yes", "no"], ids=["observability-yes", "observability-no"])
+@pytest.fixture(
+    scope="session", params=["yes", "no"], ids=["observability-yes", "observability-no"]
+)
 def project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
     """Each variant of the defaults, read-only."""
     return render_once(include_observability=request.param)
