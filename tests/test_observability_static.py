@@ -7,6 +7,7 @@ change them here.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import compose
 import pytest
 import yaml
 from conftest import require_tool
@@ -114,11 +116,20 @@ def datasource_references(node: Any) -> Iterator[str]:
             yield from datasource_references(item)
 
 
+def resolved_compose(project: Path) -> Any:
+    """compose.yml as the real Compose binary reads it, with `.env` interpolated."""
+    binary = Path(compose.__file__).parent / "docker-compose"
+    result = run([str(binary), "-f", "compose.yml", "config", "--format", "json"], project)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def stack(project_yes: Path) -> dict[str, Any]:
     observability = project_yes / "observability"
     return {
         "compose": load(project_yes / "compose.yml"),
+        "resolved": resolved_compose(project_yes),
         "prometheus": load(observability / "prometheus/prometheus.yml"),
         "rules": load(observability / "prometheus/rules/backend-alerts.yml"),
         "loki": load(observability / "loki/loki.yml"),
@@ -332,7 +343,7 @@ def test_loki_derived_field_finds_the_trace_id_in_a_backend_line(stack: dict[str
 
 def test_traces_link_to_logs_and_metrics_by_service(stack: dict[str, Any]) -> None:
     tempo = stack["datasources"]["tempo"]["jsonData"]
-    backend_environment = stack["compose"]["services"]["backend"]["environment"]
+    backend_environment = stack["resolved"]["services"]["backend"]["environment"]
     service_name = backend_environment["OTEL_SERVICE_NAME"]
     assert service_name == "backend", "service.name must be the compose service, i.e. Loki's label"
     assert tempo["tracesToLogsV2"]["filterByTraceID"] is True
@@ -347,7 +358,8 @@ def test_traces_link_to_logs_and_metrics_by_service(stack: dict[str, Any]) -> No
 
 
 def test_backend_exports_to_tempo_otlp_grpc_receiver(stack: dict[str, Any]) -> None:
-    endpoint = stack["compose"]["services"]["backend"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    environment = stack["resolved"]["services"]["backend"]["environment"]
+    endpoint = environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
     receivers = stack["tempo"]["distributor"]["receivers"]["otlp"]["protocols"]
     grpc_host, grpc_port = host_port(receivers["grpc"]["endpoint"])
     http_host, _ = host_port(receivers["http"]["endpoint"])
