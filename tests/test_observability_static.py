@@ -32,8 +32,8 @@ ALERTS = {
     "BackendHighLatencyP95",
     "BackendNotReady",
 }
-# Images that ship wget (busybox-based Prometheus, Alpine-based Grafana). Loki 3.7 is
-# distroless, and Tempo and Promtail are not relied on to have a probe tool.
+# Images with an HTTP probe tool: busybox wget in Prometheus's, curl in Grafana's. Loki 3.7
+# is distroless, and Tempo and Promtail are not relied on to have one.
 IMAGES_WITH_A_PROBE_TOOL = {"prometheus", "grafana"}
 EXACT_TAG = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+$")
 # A backend log line as docs/contract.md describes it.
