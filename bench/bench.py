@@ -1,0 +1,709 @@
+"""`make bench`: what the telemetry of the "yes" variant costs, measured side by side with "no".
+
+Renders both variants, installs each backend into a virtualenv cached under build/bench (the
+live tests' recipe), starts every backend as its image does (the Dockerfile's uvicorn command,
+one worker) pinned to one CPU, and drives it with wrk pinned to the other. Scenarios are
+interleaved round by round, so a noisy machine hits every side alike; the table quotes medians
+and the ratios of this one run. The figures go to <results>/latest.json and one line of
+<results>/history.jsonl.
+
+Settings (environment): BENCH_SECONDS per measured run, BENCH_ROUNDS, BENCH_WARMUP_SECONDS,
+BENCH_CONNECTIONS, BENCH_MEMORY_REQUESTS (per memory phase), BENCH_STARTUP_RUNS,
+BENCH_RENDER_RUNS, BENCH_PATH (the endpoint), BENCH_REFERENCE=1 (adds the reference app),
+BENCH_RESULTS_DIR, BENCH_BUILD_DIR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO_DIR / "tests"))
+
+# The live tests' recipe for installing and starting the rendered backend, so the benchmark
+# runs exactly what they prove.
+from live.backend import backend_venv, dockerfile_command, local_command  # noqa: E402
+from live.processes import ManagedProcess, closed_port, free_port  # noqa: E402
+
+WRK_REPORT = BENCH_DIR / "wrk" / "report.lua"
+WRK_COUNTED = BENCH_DIR / "wrk" / "counted.lua"
+SCHEMA_VERSION = 1
+HOST = "127.0.0.1"
+VARIANTS = ("no", "yes")
+
+# Targets of issue 5: (title, key among the report's "figures", comparison, threshold).
+TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("yes-100% / no, requests/s", "yes_100_over_no", ">=", 0.6),
+    ("yes-10% / no, requests/s", "yes_10_over_no", ">=", 0.75),
+    ("exporter down / reachable, requests/s", "unreachable_over_reachable", ">=", 0.95),
+    ("error responses while the exporter is down", "unreachable_errors", "==", 0),
+    ("memory growth, MB", "memory_growth_mb", "<", 5.0),
+    ("start-up yes / no", "startup_yes_over_no", "<", 1.5),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    seconds: int = 10
+    rounds: int = 5
+    warmup_seconds: int = 3
+    connections: int = 32
+    memory_requests: int = 50_000
+    startup_runs: int = 5
+    render_runs: int = 3
+    path: str = ""
+    reference: bool = False
+    results_dir: str = str(BENCH_DIR / "results")
+    build_dir: str = str(REPO_DIR / "build" / "bench")
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for name, default in asdict(defaults).items():
+            raw = os.environ.get(f"BENCH_{name.upper()}")
+            if raw is not None:
+                values[name] = raw == "1" if isinstance(default, bool) else type(default)(raw)
+        return replace(defaults, **values)
+
+
+# --- CPU placement -------------------------------------------------------------------------
+
+
+def cpu_plan() -> tuple[list[str], list[str]]:
+    """taskset prefixes for (servers, load generator); none on a single-CPU machine."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return [], []
+    return ["taskset", "-c", str(cpus[0])], ["taskset", "-c", str(cpus[1])]
+
+
+SERVER_CPU, LOAD_CPU = cpu_plan()
+
+
+# --- OTLP receiver ---------------------------------------------------------------------------
+
+
+class SpanCounter:
+    """A real OTLP/gRPC trace receiver that only counts spans.
+
+    The live tests' receiver keeps every span; here it would cost memory and CPU on the
+    load generator's side of the machine for hundreds of thousands of spans.
+    """
+
+    def __init__(self) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import (
+            trace_service_pb2,
+            trace_service_pb2_grpc,
+        )
+
+        counter = self
+        self.spans = 0
+        self._lock = threading.Lock()
+
+        class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:  # the gRPC method name
+                received = sum(
+                    len(scope.spans)
+                    for resource in request.resource_spans
+                    for scope in resource.scope_spans
+                )
+                with counter._lock:
+                    counter.spans += received
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), self._server)
+        self.port = self._server.add_insecure_port(f"{HOST}:0")
+        self._server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.stop(grace=None)
+
+
+# --- rendering and backend processes -----------------------------------------------------------
+
+
+def render(output_dir: Path, variant: str) -> Path:
+    from cookiecutter.main import cookiecutter
+
+    return Path(
+        cookiecutter(
+            str(REPO_DIR),
+            no_input=True,
+            output_dir=str(output_dir),
+            extra_context={"include_observability": variant, "python_version": "3.11"},
+        )
+    )
+
+
+def render_variants(settings: Settings) -> tuple[dict[str, Path], dict[str, list[float]]]:
+    """Render each variant `render_runs` times, interleaved; keep the last render of each."""
+    root = Path(settings.build_dir) / "render"
+    shutil.rmtree(root, ignore_errors=True)
+    render(root / "warm-up", "no")  # imports and the template's first read are not render time
+    projects: dict[str, Path] = {}
+    timings: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for _ in range(max(1, settings.render_runs)):
+        for variant in VARIANTS:
+            output = root / variant
+            shutil.rmtree(output, ignore_errors=True)
+            started = time.perf_counter()
+            projects[variant] = render(output, variant)
+            timings[variant].append(time.perf_counter() - started)
+    return projects, timings
+
+
+def server_environment(venv: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The same clean environment for every backend: nothing inherited but PATH and HOME."""
+    return {
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "ENVIRONMENT": "bench",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def http_status(port: int, path: str) -> int | None:
+    connection = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+@dataclass
+class Backend:
+    """One backend process on SERVER_CPU; its stdout (the JSON log lines) goes to a file."""
+
+    name: str
+    command_for_port: Callable[[int], list[str]]
+    backend_dir: Path
+    environment: dict[str, str]
+    log_dir: Path
+    port: int = 0
+    process: ManagedProcess | None = None
+    requests_sent: int = 0
+
+    def start(self) -> float:
+        """Start the process; seconds from process start until /health/live answers 200."""
+        self.port = free_port()
+        command = [*SERVER_CPU, *self.command_for_port(self.port)]
+        started = time.perf_counter()
+        self.process = ManagedProcess(
+            self.name, command, self.log_dir, cwd=self.backend_dir, env=self.environment
+        )
+        while http_status(self.port, "/health/live") != 200:
+            self.process.assert_running()
+            if time.perf_counter() - started > 60:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not answer /health/live within 60 s")
+            time.sleep(0.005)
+        return time.perf_counter() - started
+
+    def rss_mb(self) -> float:
+        """Resident memory (VmRSS) of the server process, in MiB."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.popen.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match, "VmRSS missing from /proc/<pid>/status"
+        return int(match.group(1)) / 1024
+
+    def url(self, path: str) -> str:
+        return f"http://{HOST}:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=15)
+
+
+# --- load generation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    status_errors: int  # responses with a status above 399
+    socket_errors: int  # connect, read, write errors and timeouts
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def errors(self) -> int:
+        return self.status_errors + self.socket_errors
+
+
+def parse_wrk_report(output: str) -> WrkResult:
+    """The BENCH_RESULT line that wrk/report.lua prints."""
+    for line in output.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            raw = json.loads(line.removeprefix("BENCH_RESULT "))
+            return WrkResult(
+                requests=raw["requests"],
+                seconds=raw["duration_us"] / 1e6,
+                status_errors=raw["status_errors"],
+                socket_errors=raw["socket_errors"],
+                p50_ms=raw["p50_us"] / 1000,
+                p99_ms=raw["p99_us"] / 1000,
+            )
+    raise ValueError(f"no BENCH_RESULT line in the output of wrk:\n{output}")
+
+
+def wrk_command(backend: Backend, settings: Settings, seconds: int, script: Path) -> list[str]:
+    return [
+        *LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{settings.connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        backend.url(settings.path),
+    ]
+
+
+def run_for(backend: Backend, settings: Settings, seconds: int) -> WrkResult:
+    command = wrk_command(backend, settings, seconds, WRK_REPORT)
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = parse_wrk_report(completed.stdout)
+    backend.requests_sent += result.requests
+    return result
+
+
+def run_count(backend: Backend, settings: Settings, count: int, path: str) -> WrkResult:
+    """`count` responses (plus the few in flight), then SIGINT makes wrk report and stop."""
+    command = [*wrk_command(backend, settings, 3600, WRK_COUNTED), "--", str(count), path]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("BENCH_LIMIT_REACHED"):
+            process.send_signal(signal.SIGINT)
+            break
+    output = process.stdout.read()
+    if process.wait() != 0:
+        raise RuntimeError(f"wrk failed:\n{output}")
+    result = parse_wrk_report(output)
+    backend.requests_sent += result.requests
+    return result
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    variant: str  # "no", "yes", or "reference"
+    environment: dict[str, str]
+    receiver: SpanCounter | None = None
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+@dataclass
+class ScenarioResult:
+    title: str
+    runs: list[dict[str, float]] = field(default_factory=list)
+    requests_per_second: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+    rss_mb: float = 0.0
+    spans_per_request: float | None = None
+
+    def add(self, result: WrkResult) -> None:
+        self.runs.append(
+            {
+                "requests_per_second": round(result.requests_per_second, 1),
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "errors": result.errors,
+            }
+        )
+        self.requests_per_second = round(median([r["requests_per_second"] for r in self.runs]), 1)
+        self.p50_ms = round(median([r["p50_ms"] for r in self.runs]), 2)
+        self.p99_ms = round(median([r["p99_ms"] for r in self.runs]), 2)
+        self.errors += result.errors
+
+
+def create_item(backend: Backend) -> int:
+    """Store one item through the example API, so GET /api/v1/items/{item_id} finds it."""
+    connection = http.client.HTTPConnection(HOST, backend.port, timeout=5)
+    try:
+        body = json.dumps({"name": "bench", "description": "benchmark item", "price": 1.5})
+        connection.request("POST", "/api/v1/items", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 201, f"POST /api/v1/items answered {response.status}"
+        return int(json.loads(response.read())["id"])
+    finally:
+        connection.close()
+
+
+def start_with_item(backend: Backend, settings: Settings) -> Settings:
+    """Start `backend` and store the item; the settings' path defaults to that item."""
+    backend.start()
+    item_id = create_item(backend)
+    return settings if settings.path else replace(settings, path=f"/api/v1/items/{item_id}")
+
+
+def measure_throughput(
+    settings: Settings, backends: dict[str, Backend], listed: list[Scenario]
+) -> dict[str, ScenarioResult]:
+    results = {scenario.key: ScenarioResult(scenario.title) for scenario in listed}
+    for scenario in listed:
+        run_for(backends[scenario.key], settings, settings.warmup_seconds)
+    order = [scenario.key for scenario in listed]
+    for round_index in range(settings.rounds):
+        # Rotate the order each round so no scenario always follows the same neighbour.
+        shift = round_index % len(order)
+        for key in order[shift:] + order[:shift]:
+            time.sleep(0.5)  # the previous backend's batch exporter settles
+            results[key].add(run_for(backends[key], settings, settings.seconds))
+    for scenario in listed:
+        results[scenario.key].rss_mb = round(backends[scenario.key].rss_mb(), 1)
+    return results
+
+
+def measure_startup(settings: Settings, backends: dict[str, Backend]) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for _ in range(max(1, settings.startup_runs)):
+        for variant in VARIANTS:
+            try:
+                timings[variant].append(backends[variant].start())
+            finally:
+                backends[variant].stop()
+    return timings
+
+
+def measure_memory(settings: Settings, backend: Backend) -> dict[str, float]:
+    """RSS after a warm-up, after distinct random paths, and after as many normal requests."""
+    settings = start_with_item(backend, settings)
+    try:
+        run_count(backend, settings, max(1000, settings.memory_requests // 10), settings.path)
+        warm = backend.rss_mb()
+        random_paths = run_count(backend, settings, settings.memory_requests, "random")
+        after_random = backend.rss_mb()
+        normal = run_count(backend, settings, settings.memory_requests, settings.path)
+        after_normal = backend.rss_mb()
+    finally:
+        backend.stop()
+    return {
+        "warm_mb": round(warm, 1),
+        "after_random_paths_mb": round(after_random, 1),
+        "after_normal_mb": round(after_normal, 1),
+        "growth_mb": round(after_normal - warm, 1),
+        "random_paths_requests": random_paths.requests,
+        "normal_requests": normal.requests,
+        "normal_errors": normal.errors,
+    }
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk.split(" [")[0].strip(),
+        "pinned": bool(SERVER_CPU),
+    }
+
+
+def git_commit() -> str:
+    command = ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"]
+    return subprocess.run(command, capture_output=True, text=True).stdout.strip()
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3) if denominator else 0.0
+
+
+def evaluate_targets(figures: dict[str, float]) -> list[dict[str, Any]]:
+    comparisons: dict[str, Callable[[float, float], bool]] = {
+        ">=": lambda value, threshold: value >= threshold,
+        "<": lambda value, threshold: value < threshold,
+        "==": lambda value, threshold: value == threshold,
+    }
+    return [
+        {
+            "target": title,
+            "value": figures[key],
+            "rule": f"{comparison} {threshold:g}",
+            "met": comparisons[comparison](figures[key], threshold),
+        }
+        for title, key, comparison, threshold in TARGETS
+    ]
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as Markdown (the README's Benchmark section shows the same)."""
+    lines = [
+        "| scenario | requests/s | p50 ms | p99 ms | errors | RSS MB | spans/request | vs no |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    no_rate = report["scenarios"]["no"]["requests_per_second"]
+    for result in report["scenarios"].values():
+        spans = result["spans_per_request"]
+        lines.append(
+            f"| {result['title']} | {result['requests_per_second']:.0f} | {result['p50_ms']:.2f} "
+            f"| {result['p99_ms']:.2f} | {result['errors']} | {result['rss_mb']:.1f} "
+            f"| {'' if spans is None else f'{spans:.2f}'} "
+            f"| {ratio(result['requests_per_second'], no_rate):.2f} |"
+        )
+    memory, startup, render_ms = report["memory"], report["startup_ms"], report["render_ms"]
+    lines += [
+        "",
+        "| measure | no | yes |",
+        "|---|---:|---:|",
+        f"| start-up until /health/live answers, median ms | {startup['no']:.0f} "
+        f"| {startup['yes']:.0f} |",
+        f"| render, median ms | {render_ms['no']:.0f} | {render_ms['yes']:.0f} |",
+        "",
+        f"Memory of the yes backend (100% sampled, exporting): {memory['warm_mb']:.1f} MB warm, "
+        f"{memory['after_random_paths_mb']:.1f} MB after {memory['random_paths_requests']:,} "
+        f"requests to distinct random paths, {memory['after_normal_mb']:.1f} MB after "
+        f"{memory['normal_requests']:,} more normal requests: growth {memory['growth_mb']:.1f} MB.",
+        "",
+        "| target | value | rule | met |",
+        "|---|---:|---|---|",
+    ]
+    for target in report["targets"]:
+        value = target["value"]
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        met = "yes" if target["met"] else "**no**"
+        lines.append(f"| {target['target']} | {shown} | {target['rule']} | {met} |")
+    settings, host = report["settings"], report["machine"]
+    lines += [
+        "",
+        f"{settings['rounds']} interleaved rounds of {settings['seconds']} s per scenario, "
+        f"wrk (1 thread, {settings['connections']} connections) on GET {settings['path']}; "
+        f"{host['cpus']} x {host['cpu']}, Python {host['python']}, "
+        f"commit {report['commit']}, {report['timestamp']}.",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(report: dict[str, Any], results_dir: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    latest = results_dir / "latest.json"
+    partial = results_dir / "latest.json.tmp"
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(latest)
+    with (results_dir / "history.jsonl").open("a") as history:
+        history.write(json.dumps(report, separators=(",", ":")) + "\n")
+    return latest
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    settings = Settings.from_environment()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is not installed (Debian package `wrk`)")
+    if LOAD_CPU:  # the receivers' threads run in this process: keep them off the servers' CPU
+        os.sched_setaffinity(0, {int(LOAD_CPU[-1])})
+    build_dir = Path(settings.build_dir)
+    logs = build_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    progress("rendering both variants")
+    projects, render_seconds = render_variants(settings)
+    backend_dirs = {variant: project / "backend" for variant, project in projects.items()}
+    progress(f"installing the backends (cached in {build_dir / 'venvs'})")
+    venvs = {v: backend_venv(d, build_dir / "venvs") for v, d in backend_dirs.items()}
+    commands: dict[str, Callable[[int], list[str]]] = {
+        variant: lambda port, variant=variant: local_command(  # type: ignore[misc]
+            dockerfile_command(backend_dirs[variant] / "Dockerfile"), venvs[variant], port
+        )
+        for variant in VARIANTS
+    }
+    if settings.reference:
+        # The "no" app behind the usual add-ons, run with the "yes" venv's libraries.
+        backend_dirs["reference"], venvs["reference"] = backend_dirs["no"], venvs["yes"]
+        commands["reference"] = lambda port: [
+            str(venvs["yes"] / "bin" / "python"), "-m", "uvicorn", "--app-dir", str(BENCH_DIR),
+            "reference_app:app", "--host", HOST, "--port", str(port),
+        ]  # fmt: skip
+
+    def backend(name: str, variant: str, environment: dict[str, str]) -> Backend:
+        return Backend(
+            name,
+            commands[variant],
+            backend_dirs[variant],
+            server_environment(venvs[variant], environment),
+            logs,
+        )
+
+    always_on = {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}
+    ten_percent = {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    }
+    receivers = {key: SpanCounter() for key in ("yes_100", "yes_10", "reference", "other")}
+    try:
+        with closed_port() as nothing_listens:
+            listed = [
+                Scenario("no", "no", "no", {}),
+                Scenario(
+                    "yes_100",
+                    "yes, 100% sampled",
+                    "yes",
+                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_100"].endpoint, **always_on},
+                    receivers["yes_100"],
+                ),
+                Scenario(
+                    "yes_10",
+                    "yes, 10% sampled",
+                    "yes",
+                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_10"].endpoint, **ten_percent},
+                    receivers["yes_10"],
+                ),
+                Scenario(
+                    "yes_unreachable",
+                    "yes, 100% sampled, exporter down",
+                    "yes",
+                    {
+                        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{nothing_listens}",
+                        **always_on,
+                    },
+                ),
+            ]
+            if settings.reference:
+                listed.append(
+                    Scenario(
+                        "reference",
+                        "reference: BaseHTTPMiddleware metrics + default OTel instrumentation",
+                        "reference",
+                        {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["reference"].endpoint},
+                        receivers["reference"],
+                    )
+                )
+            backends = {s.key: backend(s.key, s.variant, s.environment) for s in listed}
+            try:
+                paths = {start_with_item(each, settings).path for each in backends.values()}
+                assert len(paths) == 1, f"the backends disagree on the item's path: {paths}"
+                settings = replace(settings, path=paths.pop())
+                progress(
+                    f"throughput: {settings.rounds} rounds x {len(listed)} scenarios "
+                    f"x {settings.seconds} s, GET {settings.path}"
+                )
+                results = measure_throughput(settings, backends, listed)
+            finally:
+                for each in backends.values():
+                    each.stop()  # SIGTERM: the batch exporters flush what they hold
+        for scenario in listed:
+            if scenario.receiver is not None:
+                sent = backends[scenario.key].requests_sent
+                results[scenario.key].spans_per_request = round(scenario.receiver.spans / sent, 3)
+
+        progress("start-up times")
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["other"].endpoint, **always_on}
+        startup_seconds = measure_startup(
+            settings,
+            {
+                "no": backend("startup-no", "no", {}),
+                "yes": backend("startup-yes", "yes", exporting),
+            },
+        )
+        progress(f"memory: 2 x {settings.memory_requests:,} requests")
+        memory = measure_memory(settings, backend("memory-yes", "yes", exporting))
+    finally:
+        for receiver in receivers.values():
+            receiver.stop()
+
+    rate = {key: result.requests_per_second for key, result in results.items()}
+    startup_ms = {v: round(median(s) * 1000, 1) for v, s in startup_seconds.items()}
+    figures: dict[str, float] = {
+        "yes_100_over_no": ratio(rate["yes_100"], rate["no"]),
+        "yes_10_over_no": ratio(rate["yes_10"], rate["no"]),
+        "unreachable_over_reachable": ratio(rate["yes_unreachable"], rate["yes_100"]),
+        "unreachable_errors": results["yes_unreachable"].errors,
+        "memory_growth_mb": memory["growth_mb"],
+        "startup_yes_over_no": ratio(startup_ms["yes"], startup_ms["no"]),
+    }
+    if "reference" in rate:
+        figures["reference_over_no"] = ratio(rate["reference"], rate["no"])
+    report: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": git_commit(),
+        "machine": machine(),
+        "settings": {
+            name: value
+            for name, value in asdict(settings).items()
+            if name not in ("results_dir", "build_dir")  # where, not how: left out
+        },
+        "scenarios": {key: asdict(result) for key, result in results.items()},
+        "figures": figures,
+        "memory": memory,
+        "startup_ms": startup_ms,
+        "startup_samples_ms": {
+            variant: [round(s * 1000, 1) for s in samples]
+            for variant, samples in startup_seconds.items()
+        },
+        "render_ms": {v: round(median(t) * 1000, 1) for v, t in render_seconds.items()},
+        "targets": evaluate_targets(figures),
+    }
+    print(format_table(report), flush=True)
+    progress(f"wrote {write_results(report, Path(settings.results_dir))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
