@@ -1,6 +1,6 @@
 # Commands for working on the template itself; `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help bake test test-fast lint
+.PHONY: help bake test test-fast lint bench
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -37,3 +37,6 @@ lint: $(BIN)/pytest ## Lint and typecheck the hooks and tests, lint the workflow
 	$(BIN)/ruff format --check $(PYTHON_PATHS)
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict -c tests/yamllint.yml .github
+
+bench: $(BIN)/pytest ## Measure what telemetry costs, both variants side by side (bench/README.md)
+	$(BIN)/python bench/bench.py
