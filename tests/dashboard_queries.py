@@ -71,9 +71,7 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
-def _target_query(
-    panel: dict[str, Any], target: dict[str, Any], values: dict[str, str]
-) -> Query:
+def _target_query(panel: dict[str, Any], target: dict[str, Any], values: dict[str, str]) -> Query:
     datasource = target.get("datasource") or panel["datasource"]
     language = LANGUAGE_BY_DATASOURCE[datasource["type"]]
     template = target["query"] if language == "traceql" else target["expr"]
