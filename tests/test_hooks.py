@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import stat
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -201,9 +200,7 @@ def relative_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
-def test_prune_list_matches_the_rendered_trees(
-    render_once: Callable[..., Path], project_yes: Path, project_no: Path
-) -> None:
+def test_prune_list_matches_the_rendered_trees(project_yes: Path, project_no: Path) -> None:
     declared = post_gen.PRUNE_WHEN_DISABLED["include_observability"]
     for relative in declared:
         assert (project_yes / relative).exists(), f"{relative} is listed but never rendered"

@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -266,14 +267,24 @@ def test_files_the_makefile_runs_exist(project: Path) -> None:
         assert (project / script).is_file(), f"the Makefile runs {script}, which is not rendered"
 
 
-def test_workflow_and_pre_commit_pin_their_actions_and_permissions(project: Path) -> None:
-    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+def assert_read_only_and_pinned(workflow: dict[str, Any]) -> None:
     assert workflow["permissions"] == {"contents": "read"}
     uses = [
         step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step
     ]
     assert uses
     assert all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", action) for action in uses), uses
+
+
+def test_template_workflow_is_read_only_with_pinned_actions() -> None:
+    assert_read_only_and_pinned(
+        yaml.safe_load((TEMPLATE_DIR / ".github/workflows/ci.yml").read_text())
+    )
+
+
+def test_workflow_and_pre_commit_pin_their_actions_and_permissions(project: Path) -> None:
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    assert_read_only_and_pinned(workflow)
     jobs = set(workflow["jobs"])
     assert jobs == (
         {"backend", "compose", "stack"}
