@@ -65,7 +65,7 @@ def contract_section(title: str) -> str:
 @dataclass(frozen=True)
 class ContractMetrics:
     labels: dict[str, set[str]]  # series name -> its labels
-    prefixes: tuple[str, ...]  # families given as `prefix_*`, labels unspecified
+    prefixes: tuple[str, ...]  # `process_*`-style families: DEFAULT_COLLECTOR_METRICS
 
     def known(self, name: str) -> bool:
         if name.startswith(self.prefixes):
