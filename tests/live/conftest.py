@@ -3,20 +3,18 @@ OTLP receiver and a real Prometheus, all on 127.0.0.1 and all stopped at the end
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import require_tool
 
-from .backend import BackendProcess, backend_venv
+from .backend import FAST_BATCH_EXPORT, BackendProcess, backend_venv
 from .otlp_receiver import OtlpTraceReceiver
 from .processes import closed_port, free_port
 from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
-
-# Spans leave the batch processor after this many ms instead of the SDK's 5 s default,
-# so the tests wait for them briefly; it is the SDK's own variable, not one of the backend's.
-FAST_BATCH_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
+from .traffic import Traffic, mixed_calls, send_all
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +97,11 @@ def prometheus(
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def traffic(backend: BackendProcess) -> Traffic:
+    """One round of every kind of answer, sent concurrently, before the checks look at it."""
+    started_at = time.time()
+    answers = send_all(backend.url, mixed_calls())
+    return Traffic(answers, started_at, time.time())

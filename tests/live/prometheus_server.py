@@ -140,7 +140,9 @@ class PrometheusServer:
         def scraped() -> bool:
             jobs = [t for t in self.targets() if t["labels"].get("job") == job_name]
             assert jobs, f"Prometheus has no target for job {job_name!r}"
-            return all(t["health"] == "up" and _timestamp(t["lastScrape"]) > moment for t in jobs)
+            return all(
+                t["health"] == "up" and rfc3339_seconds(t["lastScrape"]) > moment for t in jobs
+            )
 
         wait_until(
             scraped,
@@ -150,5 +152,5 @@ class PrometheusServer:
         )
 
 
-def _timestamp(rfc3339: str) -> float:
+def rfc3339_seconds(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,157 @@
+"""Issue 4, proofs 1 and 2, live parts: the dashboard asks only for what the backend really
+emits, and every PromQL query of it returns data from the real Prometheus after traffic."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEMPLATE_DIR, require_tool
+from dashboard_queries import Query, dashboard_queries
+
+from .backend import BackendProcess
+from .exposition import scrape
+from .otlp_receiver import OtlpTraceReceiver
+from .processes import wait_until
+from .prometheus_server import PrometheusServer
+from .traffic import Traffic, mixed_calls, send_all
+
+pytestmark = pytest.mark.slow
+
+DASHBOARD = "observability/grafana/dashboards/backend-service.json"
+# Labels Prometheus itself attaches to every scraped series.
+TARGET_LABELS = {"job", "instance"}
+# Written by Tempo's metrics generator (docs/contract.md), which does not run here: queries
+# made only of these are checked by name, not for data.
+TEMPO_SPAN_METRICS = {
+    "traces_spanmetrics_calls_total",
+    "traces_spanmetrics_latency_bucket",
+    "traces_service_graph_request_total",
+}
+TEMPO_SPAN_METRIC = re.compile(r"\btraces_(spanmetrics|service_graph)_\w+")
+TEMPO_SPAN_METRIC_LABELS = {"service", "span_name", "span_kind", "status_code", "le"}
+# Loki labels Promtail adds (docs/contract.md); every other LogQL name is a log field.
+LOKI_LABELS = {"service", "container", "level"}
+TRACEQL_INTRINSICS = {"name", "status", "duration", "kind", "statusMessage", "rootName"}
+
+
+@pytest.fixture(scope="module")
+def queries(live_project: Path) -> list[Query]:
+    return dashboard_queries(live_project / DASHBOARD)
+
+
+@pytest.fixture(scope="module")
+def analysed(queries: list[Query]) -> list[tuple[Query, dict[str, Any]]]:
+    """Each query with the names it uses, from Grafana's own grammars (tests/js)."""
+    node = require_tool("node", "Node.js runs Grafana's query grammars")
+    js_dir = TEMPLATE_DIR / "tests" / "js"
+    if not (js_dir / "node_modules").is_dir():
+        pytest.fail("tests/js/node_modules is missing: run `npm ci --prefix tests/js`")
+    payload = json.dumps([{"language": q.language, "expr": q.expr} for q in queries])
+    result = subprocess.run(
+        [node, "parse-queries.mjs"],
+        cwd=js_dir,
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    analyses: list[dict[str, Any]] = json.loads(result.stdout)
+    for query, analysis in zip(queries, analyses, strict=True):
+        assert analysis["errors"] == [], f"{query.source}: {query.expr}: {analysis['errors']}"
+    return list(zip(queries, analyses, strict=True))
+
+
+def test_promql_names_exist_in_a_real_scrape(
+    backend: BackendProcess, traffic: Traffic, analysed: list[tuple[Query, dict[str, Any]]]
+) -> None:
+    labels_by_metric: dict[str, set[str]] = {}
+    for sample in scrape(backend.url):
+        labels_by_metric.setdefault(sample.name, set()).update(name for name, _ in sample.labels)
+    problems = []
+    for query, analysis in analysed:
+        if query.language != "promql":
+            continue
+        allowed_labels = set(TARGET_LABELS)
+        for metric in analysis["metrics"]:
+            if metric in TEMPO_SPAN_METRICS:
+                allowed_labels |= TEMPO_SPAN_METRIC_LABELS
+            elif metric in labels_by_metric:
+                allowed_labels |= labels_by_metric[metric]
+            else:
+                problems.append(f"{query.source}: metric {metric} is not in the backend's scrape")
+        problems += [
+            f"{query.source}: label {label} is on none of its metrics"
+            for label in set(analysis["labels"]) - allowed_labels
+        ]
+    assert problems == []
+
+
+def test_logql_fields_are_written_by_the_backend(
+    backend: BackendProcess, traffic: Traffic, analysed: list[tuple[Query, dict[str, Any]]]
+) -> None:
+    written = {key for line in backend.log_lines() for key in line}
+    problems = []
+    for query, analysis in analysed:
+        if query.language != "logql":
+            continue
+        problems += [
+            f"{query.source}: stream label {name}"
+            for name in set(analysis["stream_labels"]) - LOKI_LABELS
+        ]
+        problems += [
+            f"{query.source}: field {name} is in no log line"
+            for name in set(analysis["fields"]) - written - LOKI_LABELS
+        ]
+    assert problems == []
+
+
+def test_traceql_attributes_are_on_the_exported_spans(
+    otlp_receiver: OtlpTraceReceiver,
+    traffic: Traffic,
+    analysed: list[tuple[Query, dict[str, Any]]],
+) -> None:
+    spans = wait_until(otlp_receiver.spans, 30, "spans at the receiver")
+    resource = {f"resource.{key}" for span in spans for key in span.resource}
+    span_attributes = {f"span.{key}" for span in spans for key in span.attributes}
+    unscoped = {"." + name.split(".", 1)[1] for name in resource | span_attributes}
+    known = resource | span_attributes | unscoped | TRACEQL_INTRINSICS
+    problems = [
+        f"{query.source}: {name}"
+        for query, analysis in analysed
+        if query.language == "traceql"
+        for name in set(analysis["attributes"]) - known
+    ]
+    assert problems == []
+
+
+def test_every_promql_query_returns_data(
+    backend: BackendProcess, prometheus: PrometheusServer, queries: list[Query]
+) -> None:
+    # Fresh traffic: the panels' rate windows must hold it.
+    send_all(backend.url, mixed_calls())
+    promql = [q for q in queries if q.language == "promql"]
+    assert promql, "the dashboard has no PromQL query"
+
+    def has_data(query: Query) -> bool:
+        if query.source.startswith("variable "):
+            # label_values(selector, label): the selector's series must carry the label.
+            return any(query.ref_id in s["metric"] for s in prometheus.query(query.expr))
+        return any(math.isfinite(float(s["value"][1])) for s in prometheus.query(query.expr))
+
+    # Tempo writes these through remote write; without Tempo here they cannot have data.
+    need_data = [q for q in promql if not TEMPO_SPAN_METRIC.search(q.expr)]
+    deadline = time.monotonic() + 60
+    empty = need_data
+    while empty and time.monotonic() < deadline:
+        empty = [query for query in empty if not has_data(query)]
+        time.sleep(1)
+    assert [f"{q.source}: {q.expr}" for q in empty] == []

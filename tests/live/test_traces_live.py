@@ -1,0 +1,105 @@
+"""Issue 3, proof 3: the backend's spans reach a real OTLP gRPC receiver, with the service
+name, the route and the same trace ids as its log lines."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .backend import BackendProcess
+from .otlp_receiver import SPAN_KIND_SERVER, OtlpTraceReceiver
+from .processes import wait_until
+from .traffic import ITEMS, UNMATCHED, Traffic
+
+pytestmark = pytest.mark.slow
+
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
+UNOBSERVED = re.compile(r"^(/metrics|/health/)")
+
+
+def traffic_access_lines(backend: BackendProcess, traffic: Traffic) -> list[dict[str, object]]:
+    request_ids = {answer.request_id for answer in traffic.answers}
+    return [line for line in backend.access_lines() if line.get("request_id") in request_ids]
+
+
+def test_every_request_has_one_access_line_with_its_trace_context(
+    backend: BackendProcess, traffic: Traffic
+) -> None:
+    lines = traffic_access_lines(backend, traffic)
+    assert len(lines) == len(traffic.answers)
+    assert len({line["request_id"] for line in lines}) == len(lines)
+    for line in lines:
+        assert TRACE_ID.match(str(line.get("trace_id"))), line
+        assert SPAN_ID.match(str(line.get("span_id"))), line
+    assert len({line["trace_id"] for line in lines}) == len(lines), "requests share a trace id"
+
+
+def test_receiver_gets_one_server_span_per_logged_request(
+    backend: BackendProcess, otlp_receiver: OtlpTraceReceiver, traffic: Traffic
+) -> None:
+    lines = traffic_access_lines(backend, traffic)
+    assert lines
+    logged_trace_ids = {str(line["trace_id"]) for line in lines}
+
+    def every_trace_received() -> dict[str, list[object]] | None:
+        spans_by_trace: dict[str, list[object]] = {}
+        for span in otlp_receiver.spans():
+            if span.trace_id in logged_trace_ids:
+                spans_by_trace.setdefault(span.trace_id, []).append(span)
+        return spans_by_trace if spans_by_trace.keys() == logged_trace_ids else None
+
+    wait_until(every_trace_received, 30, "a span for every logged trace id")
+    spans = [span for span in otlp_receiver.spans() if span.trace_id in logged_trace_ids]
+
+    # One span per request: the server span. No receive/send spans, none of FastAPI's
+    # native per-operation spans.
+    assert [s.name for s in spans if s.kind != SPAN_KIND_SERVER] == []
+    assert len(spans) == len(lines)
+
+    span_by_trace = {span.trace_id: span for span in spans}
+    for line in lines:
+        span = span_by_trace[str(line["trace_id"])]
+        assert span.span_id == line["span_id"], "the access line is not logged inside its span"
+        assert span.resource.get("service.name") == line["service"] == "backend"
+        assert {"service.version", "deployment.environment"} <= span.resource.keys()
+        if line["route"] == UNMATCHED:
+            assert "http.route" not in span.attributes, span.attributes
+        else:
+            assert span.attributes.get("http.route") == line["route"], (span, line)
+
+
+def test_scrapes_and_probes_are_not_traced(
+    backend: BackendProcess, otlp_receiver: OtlpTraceReceiver, traffic: Traffic
+) -> None:
+    for path in ("/metrics", "/health/live", "/health/ready"):
+        assert backend.get(path).status_code == 200
+    # Spans leave in order: once a later request's span arrived, the probes' would have too.
+    marker = backend.get(ITEMS)
+    marker_line = wait_until(
+        lambda: next(
+            (
+                line
+                for line in backend.access_lines()
+                if line.get("request_id") == marker.headers["x-request-id"]
+            ),
+            None,
+        ),
+        10,
+        "the access line of the marker request",
+    )
+    wait_until(
+        lambda: any(s.trace_id == marker_line["trace_id"] for s in otlp_receiver.spans()),
+        30,
+        "the span of the marker request",
+    )
+    probed = [
+        span
+        for span in otlp_receiver.spans()
+        if any(
+            UNOBSERVED.match(str(span.attributes.get(key, "")))
+            for key in ("http.route", "http.target", "url.path")
+        )
+    ]
+    assert probed == []
