@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -63,10 +63,10 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
 
 @dataclass(frozen=True)
 class Settings:
-    seconds: int = 10
-    rounds: int = 5
+    seconds: int = 5
+    rounds: int = 8
     warmup_seconds: int = 3
-    connections: int = 32
+    connections: int = 16
     memory_requests: int = 50_000
     startup_runs: int = 5
     render_runs: int = 3
@@ -148,17 +148,31 @@ class SpanCounter:
 # --- rendering and backend processes -----------------------------------------------------------
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr, child processes included: stdout is for the table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def render(output_dir: Path, variant: str) -> Path:
     from cookiecutter.main import cookiecutter
 
-    return Path(
-        cookiecutter(
+    with stdout_to_stderr():  # the post-generation hook prints the next steps
+        project = cookiecutter(
             str(REPO_DIR),
             no_input=True,
             output_dir=str(output_dir),
             extra_context={"include_observability": variant, "python_version": "3.11"},
         )
-    )
+    return Path(project)
 
 
 def render_variants(settings: Settings) -> tuple[dict[str, Path], dict[str, list[float]]]:
@@ -548,8 +562,11 @@ def write_results(report: dict[str, Any], results_dir: Path) -> Path:
 # --- main ------------------------------------------------------------------------------------
 
 
+STARTED = time.monotonic()
+
+
 def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    print(f"bench [{time.monotonic() - STARTED:5.0f} s]: {message}", file=sys.stderr, flush=True)
 
 
 def main() -> int:
