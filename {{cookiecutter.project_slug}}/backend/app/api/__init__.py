@@ -1,0 +1,1 @@
+"""The HTTP API, one sub-package per version."""

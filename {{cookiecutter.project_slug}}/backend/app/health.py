@@ -1,0 +1,96 @@
+"""Health endpoints for orchestrators and load balancers, and the readiness check registry.
+
+- `GET /health/live`: the process serves requests. No dependency is checked.
+- `GET /health/ready`: every registered check passes (200) or not (503). The body names each
+  check and its result, never an error message, a secret or a stack trace.
+
+Add a check in one place, `create_app`:
+`app.state.readiness_checks.register("database", ping_database)`.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+ResultListener = Callable[[Mapping[str, bool]], None]
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+logger = logging.getLogger(__name__)
+
+
+class ReadinessChecks:
+    """Named async checks, run concurrently; a check that raises or times out fails."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, ReadinessCheck] = {}
+        self._listeners: list[ResultListener] = []
+
+    def register(self, name: str, check: ReadinessCheck) -> None:
+        if name in self._checks:
+            raise ValueError(f"readiness check {name!r} is already registered")
+        self._checks[name] = check
+
+    def add_listener(self, listener: ResultListener) -> None:
+        """Call `listener` with every set of results, e.g. to export them."""
+        self._listeners.append(listener)
+
+    async def run(self) -> dict[str, bool]:
+        passed = await asyncio.gather(
+            *(self._run_check(name, check) for name, check in self._checks.items())
+        )
+        results = dict(zip(self._checks, passed, strict=True))
+        for listener in self._listeners:
+            listener(results)
+        return results
+
+    @staticmethod
+    async def _run_check(name: str, check: ReadinessCheck) -> bool:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                return await check()
+        except Exception:
+            logger.warning("readiness check failed", exc_info=True, extra={"check": name})
+            return False
+
+
+async def get_readiness_checks(request: Request) -> ReadinessChecks:
+    checks: ReadinessChecks = request.app.state.readiness_checks
+    return checks
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "pass"}
+
+
+@router.get(
+    "/ready",
+    responses={503: {"description": "At least one readiness check failed"}},
+)
+async def ready(
+    checks: Annotated[ReadinessChecks, Depends(get_readiness_checks)],
+) -> JSONResponse:
+    results = await checks.run()
+    all_passed = all(results.values())
+    return JSONResponse(
+        {
+            "status": "pass" if all_passed else "fail",
+            "timestamp": _utc_now(),
+            "checks": {name: "pass" if passed else "fail" for name, passed in results.items()},
+        },
+        status_code=200 if all_passed else 503,
+    )

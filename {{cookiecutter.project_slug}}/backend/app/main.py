@@ -1,0 +1,48 @@
+"""The application factory: every part of the service is wired together here, and only here."""
+
+from fastapi import FastAPI
+
+from app import health
+from app.api import v1
+from app.api.v1.items import ItemStore
+from app.errors import UnhandledErrorMiddleware
+from app.logging import configure_logging
+{%- if cookiecutter.include_observability == "yes" %}
+from app.observability import NATIVE_TELEMETRY_OFF, setup_observability
+{%- endif %}
+from app.request_context import RequestContextMiddleware
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings)
+
+    app = FastAPI(
+        title={{ cookiecutter.project_name | tojson }},
+        description={{ cookiecutter.description | tojson }},
+        version=settings.service_version,
+{%- if cookiecutter.include_observability == "yes" %}
+        # app.observability instruments every request itself; FastAPI's native telemetry
+        # would add more spans and metrics per request as soon as a tracer provider exists.
+        telemetry=NATIVE_TELEMETRY_OFF,
+{%- endif %}
+    )
+    app.state.settings = settings
+    app.state.readiness_checks = health.ReadinessChecks()
+    app.state.item_store = ItemStore()
+
+    app.include_router(health.router)
+    app.include_router(v1.router)
+
+    # The last middleware added runs first: the request context wraps the error handler, so
+    # the 500 it answers carries the request's ids and gets its access line.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+{%- if cookiecutter.include_observability == "yes" %}
+    setup_observability(app)
+{%- endif %}
+    return app
+
+
+app = create_app()

@@ -1,0 +1,32 @@
+"""Metrics, traces and their link to the logs, wired into the application by one call."""
+
+from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
+
+from app.health import ReadinessChecks
+from app.observability.metrics import setup_metrics
+from app.observability.tracing import setup_tracing
+from app.settings import Settings
+
+# This package instruments every request (Prometheus metrics, opentelemetry-instrumentation-
+# fastapi spans). FastAPI's own telemetry stays off, or a configured tracer provider would make
+# it add per-operation spans and a second set of HTTP metrics to each request.
+NATIVE_TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
+
+def setup_observability(app: FastAPI) -> FastAPI:
+    """Add `GET /metrics` and the metrics middleware, and trace every request.
+
+    Call once, from the application factory, before the application serves requests.
+    """
+    settings: Settings = app.state.settings
+    checks: ReadinessChecks = app.state.readiness_checks
+    setup_metrics(app, settings, checks)
+    setup_tracing(app, settings)
+    return app
