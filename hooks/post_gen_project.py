@@ -22,6 +22,8 @@ PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
     "include_observability": (
         "observability",
         "backend/app/observability",
+        "backend/tests/test_metrics.py",
+        "backend/tests/test_tracing.py",
     ),
 }
 
