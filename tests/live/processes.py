@@ -33,7 +33,7 @@ def closed_port() -> Iterator[int]:
 def wait_until(
     probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
 ) -> T:
-    """Poll `probe` until it returns something other than None/False, failing after `timeout`."""
+    """Poll `probe` until it returns something truthy, and return that; fail after `timeout`."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -42,7 +42,7 @@ def wait_until(
         except Exception as error:  # the service may not be up yet; keep the cause for the message
             last_error = error
             result = None
-        if result is not None and result is not False:
+        if result:
             return result
         if time.monotonic() > deadline:
             cause = f" (last error: {last_error!r})" if last_error else ""
