@@ -1,0 +1,103 @@
+import asyncio
+import re
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app import health
+
+
+def test_liveness_answers_without_running_checks(app: FastAPI, client: TestClient) -> None:
+    async def never_called() -> bool:
+        raise AssertionError("liveness must not run readiness checks")
+
+    app.state.readiness_checks.register("database", never_called)
+
+    response = client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "pass"}
+
+
+def test_ready_without_checks_passes(client: TestClient) -> None:
+    response = client.get("/health/ready")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "pass"
+    assert body["checks"] == {}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
+
+
+def test_ready_fails_with_503_when_one_check_fails(app: FastAPI, client: TestClient) -> None:
+    async def passing() -> bool:
+        return True
+
+    async def failing() -> bool:
+        return False
+
+    app.state.readiness_checks.register("cache", passing)
+    app.state.readiness_checks.register("queue", failing)
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "fail"
+    assert response.json()["checks"] == {"cache": "pass", "queue": "fail"}
+
+
+def test_a_raising_check_fails_without_leaking_its_error(app: FastAPI, client: TestClient) -> None:
+    async def raising() -> bool:
+        raise ConnectionError("password=hunter2 refused")
+
+    app.state.readiness_checks.register("database", raising)
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "fail"}
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+
+
+def test_a_slow_check_times_out_and_fails(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.05)
+
+    async def hanging() -> bool:
+        await asyncio.sleep(10)
+        return True
+
+    app.state.readiness_checks.register("slow", hanging)
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"slow": "fail"}
+
+
+def test_a_check_name_registers_once() -> None:
+    async def passing() -> bool:
+        return True
+
+    checks = health.ReadinessChecks()
+    checks.register("database", passing)
+
+    with pytest.raises(ValueError, match="database"):
+        checks.register("database", passing)
+
+
+def test_listeners_receive_every_result() -> None:
+    async def passing() -> bool:
+        return True
+
+    checks = health.ReadinessChecks()
+    checks.register("database", passing)
+    received: list[dict[str, bool]] = []
+    checks.add_listener(lambda results: received.append(dict(results)))
+
+    asyncio.run(checks.run())
+
+    assert received == [{"database": True}]

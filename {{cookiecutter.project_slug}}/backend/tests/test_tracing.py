@@ -1,0 +1,257 @@
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from app.observability import tracing
+from app.settings import Settings
+from tests.conftest import LogLines, access_lines
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN_ID = "00f067aa0ba902b7"
+
+
+@pytest.fixture
+def spans(app: FastAPI) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def test_one_server_span_per_request(client: TestClient, spans: InMemorySpanExporter) -> None:
+    client.get("/api/v1/items/1")
+
+    (span,) = spans.get_finished_spans()
+    assert span.kind is SpanKind.SERVER
+    assert span.name == "GET /api/v1/items/{item_id}"
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/api/v1/items/{item_id}"
+    assert span.attributes["http.status_code"] == 404
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health/live", "/health/ready"])
+def test_scrapes_and_probes_are_not_traced(
+    client: TestClient, spans: InMemorySpanExporter, path: str
+) -> None:
+    assert client.get(path).status_code == 200
+
+    assert spans.get_finished_spans() == ()
+
+
+def test_resource_names_the_service(client: TestClient, spans: InMemorySpanExporter) -> None:
+    client.get("/api/v1/items")
+
+    (span,) = spans.get_finished_spans()
+    attributes = span.resource.attributes
+    assert attributes["service.name"] == "test-service"
+    assert attributes["service.namespace"] == "{{ cookiecutter.project_slug }}"
+    assert attributes["service.version"] == "1.2.3"
+    assert attributes["deployment.environment"] == "test"
+
+
+def test_incoming_w3c_trace_context_is_continued(
+    client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    client.get("/api/v1/items", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"})
+
+    (span,) = spans.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == PARENT_SPAN_ID
+
+
+def test_log_lines_inside_a_span_carry_its_ids(
+    client: TestClient, spans: InMemorySpanExporter, log_lines: LogLines
+) -> None:
+    log_lines()
+    client.get("/api/v1/items")
+
+    (access,) = access_lines(log_lines())
+    (span,) = spans.get_finished_spans()
+    assert access["trace_id"] == format(span.context.trace_id, "032x")
+    assert access["span_id"] == format(span.context.span_id, "016x")
+
+
+def test_unhandled_error_is_recorded_on_the_span(
+    app: FastAPI, client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    @app.get("/test/fail")
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    client.get("/test/fail")
+
+    (span,) = spans.get_finished_spans()
+    assert not span.status.is_ok
+    assert [event.name for event in span.events] == ["exception"]
+
+
+class HeaderRecorder(BaseHTTPRequestHandler):
+    received: list[dict[str, str]] = []  # noqa: RUF012
+
+    def do_GET(self) -> None:
+        self.received.append(dict(self.headers))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def downstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeaderRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    HeaderRecorder.received.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_outgoing_httpx_calls_propagate_the_trace(
+    app: FastAPI, client: TestClient, spans: InMemorySpanExporter, downstream: str
+) -> None:
+    @app.get("/test/call-downstream")
+    async def call_downstream() -> None:
+        async with httpx.AsyncClient() as http:
+            await http.get(downstream)
+
+    client.get("/test/call-downstream")
+
+    (headers,) = HeaderRecorder.received
+    server_span = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER)
+    assert headers["traceparent"].split("-")[1] == format(server_span.context.trace_id, "032x")
+
+
+def test_sampler_comes_from_the_environment(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+
+    provider = tracing.create_tracer_provider(settings)
+
+    assert provider.sampler.get_description() == "TraceIdRatioBased{0.25}"
+
+
+def test_default_sampler_is_parent_based_always_on(settings: Settings) -> None:
+    provider = tracing.create_tracer_provider(settings)
+
+    description = provider.sampler.get_description()
+    assert description.startswith("ParentBased{root:AlwaysOnSampler,")
+
+
+class RecordingExporter(InMemorySpanExporter):
+    created_with: list[str] = []  # noqa: RUF012
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__()
+        self.created_with.append(endpoint)
+
+
+def test_no_exporter_without_an_endpoint(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracing, "OTLPSpanExporter", RecordingExporter)
+    RecordingExporter.created_with.clear()
+
+    tracing.create_tracer_provider(settings)
+    tracing.create_tracer_provider(Settings(otel_exporter_otlp_endpoint=""))
+
+    assert RecordingExporter.created_with == []
+
+
+def test_exporter_with_an_endpoint(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing, "OTLPSpanExporter", RecordingExporter)
+    RecordingExporter.created_with.clear()
+
+    tracing.create_tracer_provider(
+        settings.model_copy(update={"otel_exporter_otlp_endpoint": "http://tempo:4317"})
+    )
+
+    assert RecordingExporter.created_with == ["http://tempo:4317"]
+
+
+def test_otel_service_name_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_NAME", "plain")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "otel")
+
+    assert Settings().service_name == "otel"
+
+
+@pytest.fixture(scope="module")
+def global_metric_reader() -> InMemoryMetricReader:
+    """An SDK meter provider for the whole process, as an application might configure."""
+    # Delta temporality: each collection holds only what was recorded since the previous one.
+    reader = InMemoryMetricReader(
+        preferred_temporality=dict.fromkeys(
+            (Counter, UpDownCounter, Histogram), AggregationTemporality.DELTA
+        )
+    )
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return reader
+
+
+def native_telemetry_output(
+    app: FastAPI, reader: InMemoryMetricReader
+) -> tuple[list[ReadableSpan], list[str]]:
+    """Spans and metric names FastAPI's native telemetry produces for one request."""
+    global_provider = trace.get_tracer_provider()
+    assert isinstance(global_provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    global_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader.get_metrics_data()  # drops what earlier tests recorded
+    try:
+        with TestClient(app) as client:
+            client.get("/api/v1/items")
+    finally:
+        exporter.shutdown()
+    data = reader.get_metrics_data()
+    metric_names = [
+        metric.name
+        for resource_metrics in (data.resource_metrics if data else [])
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    ]
+    native_spans = [
+        span
+        for span in exporter.get_finished_spans()
+        if span.instrumentation_scope is not None and span.instrumentation_scope.name == "fastapi"
+    ]
+    return native_spans, metric_names
+
+
+def test_native_fastapi_telemetry_stays_off(
+    app: FastAPI, global_metric_reader: InMemoryMetricReader
+) -> None:
+    # Control: with providers configured, a plain FastAPI app does emit native telemetry,
+    # so the empty result below is not the detector failing to see it.
+    plain = FastAPI()
+
+    @plain.get("/api/v1/items")
+    async def items() -> list[str]:
+        return []
+
+    control_spans, control_metrics = native_telemetry_output(plain, global_metric_reader)
+    assert control_spans
+    assert "http.server.request.duration" in control_metrics
+
+    assert native_telemetry_output(app, global_metric_reader) == ([], [])
+    # FastAPI's telemetry also steps aside for the instrumentation's middleware; without that
+    # middleware it must stay silent too: switched off, not merely deferring.
+    FastAPIInstrumentor.uninstrument_app(app)
+    assert native_telemetry_output(app, global_metric_reader) == ([], [])
