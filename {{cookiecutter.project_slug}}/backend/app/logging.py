@@ -20,9 +20,15 @@ from opentelemetry import trace
 from app.request_context import current_request_ids
 from app.settings import Settings
 
-# Attributes every LogRecord has; any other attribute came from `extra` and is written out.
-_RECORD_ATTRIBUTES = frozenset(
-    [*vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)), "message", "asctime"]
+# Attributes every LogRecord has; any other attribute came from `extra` and is written out,
+# but for uvicorn's `color_message`, a copy of the message with terminal colours.
+_NOT_EXTRA = frozenset(
+    [
+        *vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)),
+        "message",
+        "asctime",
+        "color_message",
+    ]
 )
 
 
@@ -66,7 +72,7 @@ class JsonFormatter(logging.Formatter):
             entry["span_id"] = format(span_context.span_id, "016x")
 {%- endif %}
         for key, value in record.__dict__.items():
-            if key not in _RECORD_ATTRIBUTES:
+            if key not in _NOT_EXTRA:
                 entry[key] = value
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]

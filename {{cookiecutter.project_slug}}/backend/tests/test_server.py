@@ -79,4 +79,5 @@ def test_every_line_is_json_with_exactly_one_access_line_per_request(
     assert not [line for line in lines if line["logger"] == "uvicorn.access"]
     assert {line["service"] for line in lines} == {"served"}
     assert "Application startup complete." in [line["message"] for line in lines]
+    assert not [line for line in lines if "color_message" in line]
     assert access[1]["client_ip"] == "127.0.0.1"
