@@ -81,7 +81,9 @@ async def _exchange(
     return int(status_line.split()[1]), headers
 
 
-async def _send_all(base_url: str, calls: list[Call], concurrency: int) -> list[Answer]:
+async def _send_all(
+    base_url: str, calls: list[Call], concurrency: int, timeout: float
+) -> list[Answer]:
     """`calls` over `concurrency` kept-alive connections, each sending its next call as soon
     as the previous one is answered. A bare asyncio client: httpx's pool cannot keep up with
     the backend on two cores, and the load would measure the client instead."""
@@ -103,16 +105,23 @@ async def _send_all(base_url: str, calls: list[Call], concurrency: int) -> list[
         finally:
             writer.close()
 
-    await asyncio.wait_for(
-        asyncio.gather(*(connection() for _ in range(min(concurrency, len(calls))))),
-        timeout=SEND_TIMEOUT,
-    )
-    assert all(answer is not None for answer in answers)
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(connection() for _ in range(min(concurrency, len(calls))))),
+            timeout=timeout,
+        )
+    except TimeoutError:
+        unanswered = sum(answer is None for answer in answers)
+        raise AssertionError(
+            f"{unanswered} of {len(calls)} calls unanswered after {timeout}s"
+        ) from None
     return [answer for answer in answers if answer is not None]
 
 
-def send_all(base_url: str, calls: list[Call], concurrency: int = 16) -> list[Answer]:
-    return asyncio.run(_send_all(base_url, calls, concurrency))
+def send_all(
+    base_url: str, calls: list[Call], concurrency: int = 16, timeout: float = SEND_TIMEOUT
+) -> list[Answer]:
+    return asyncio.run(_send_all(base_url, calls, concurrency, timeout))
 
 
 def unexpected(answers: list[Answer]) -> list[str]:
