@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -60,11 +61,12 @@ def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
 
 
 def dockerfile_command(dockerfile: Path) -> list[str]:
-    """The exec-form CMD of the backend image (the last one, as Docker uses)."""
+    """The exec-form CMD of the image (the last one, as Docker uses; not HEALTHCHECK's)."""
+    instructions = re.sub(r"\\\n", " ", dockerfile.read_text()).splitlines()
     commands = [
-        line.strip()[len("CMD") :].strip()
-        for line in dockerfile.read_text().splitlines()
-        if line.strip().startswith("CMD ")
+        line.split(None, 1)[1]
+        for line in instructions
+        if line.strip() and line.split(None, 1)[0].upper() == "CMD"
     ]
     assert commands, f"{dockerfile} has no CMD"
     command = json.loads(commands[-1])
