@@ -364,6 +364,7 @@ class ScenarioResult:
     errors: int = 0
     rss_mb: float = 0.0
     spans_per_request: float | None = None
+    vs_no: float = 0.0
 
     def add(self, result: WrkResult) -> None:
         self.runs.append(
@@ -483,6 +484,17 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 3) if denominator else 0.0
 
 
+def paired_ratio(result: ScenarioResult, baseline: ScenarioResult) -> float:
+    """Median over the rounds of requests/s relative to `baseline` in the same round.
+
+    Runs of one round are seconds apart, so a load change between rounds cancels out.
+    """
+    pairs = zip(result.runs, baseline.runs, strict=True)
+    return round(
+        median([ratio(a["requests_per_second"], b["requests_per_second"]) for a, b in pairs]), 3
+    )
+
+
 def evaluate_targets(figures: dict[str, float]) -> list[dict[str, Any]]:
     comparisons: dict[str, Callable[[float, float], bool]] = {
         ">=": lambda value, threshold: value >= threshold,
@@ -506,14 +518,13 @@ def format_table(report: dict[str, Any]) -> str:
         "| scenario | requests/s | p50 ms | p99 ms | errors | RSS MB | spans/request | vs no |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    no_rate = report["scenarios"]["no"]["requests_per_second"]
     for result in report["scenarios"].values():
         spans = result["spans_per_request"]
         lines.append(
             f"| {result['title']} | {result['requests_per_second']:.0f} | {result['p50_ms']:.2f} "
             f"| {result['p99_ms']:.2f} | {result['errors']} | {result['rss_mb']:.1f} "
             f"| {'' if spans is None else f'{spans:.2f}'} "
-            f"| {ratio(result['requests_per_second'], no_rate):.2f} |"
+            f"| {result['vs_no']:.2f} |"
         )
     memory, startup, render_ms = report["memory"], report["startup_ms"], report["render_ms"]
     lines += [
@@ -684,18 +695,19 @@ def main() -> int:
         for receiver in receivers.values():
             receiver.stop()
 
-    rate = {key: result.requests_per_second for key, result in results.items()}
+    for result in results.values():
+        result.vs_no = paired_ratio(result, results["no"])
     startup_ms = {v: round(median(s) * 1000, 1) for v, s in startup_seconds.items()}
     figures: dict[str, float] = {
-        "yes_100_over_no": ratio(rate["yes_100"], rate["no"]),
-        "yes_10_over_no": ratio(rate["yes_10"], rate["no"]),
-        "unreachable_over_reachable": ratio(rate["yes_unreachable"], rate["yes_100"]),
+        "yes_100_over_no": results["yes_100"].vs_no,
+        "yes_10_over_no": results["yes_10"].vs_no,
+        "unreachable_over_reachable": paired_ratio(results["yes_unreachable"], results["yes_100"]),
         "unreachable_errors": results["yes_unreachable"].errors,
         "memory_growth_mb": memory["growth_mb"],
         "startup_yes_over_no": ratio(startup_ms["yes"], startup_ms["no"]),
     }
-    if "reference" in rate:
-        figures["reference_over_no"] = ratio(rate["reference"], rate["no"])
+    if "reference" in results:
+        figures["reference_over_no"] = results["reference"].vs_no
     report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
