@@ -16,7 +16,12 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        case_sensitive=False, frozen=True, validate_by_name=True, validate_by_alias=True
+        case_sensitive=False,
+        frozen=True,
+{%- if cookiecutter.include_observability == "yes" %}
+        # A field with aliases (service_name) still takes its own name in code and tests.
+        validate_by_name=True,
+{%- endif %}
     )
 
 {%- if cookiecutter.include_observability == "yes" %}
