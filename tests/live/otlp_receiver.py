@@ -37,7 +37,6 @@ class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.spans: list[ReceivedSpan] = []
-        self.export_calls = 0
 
     def Export(  # the gRPC service method name
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
@@ -57,7 +56,6 @@ class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
         ]
         with self.lock:
             self.spans.extend(received)
-            self.export_calls += 1
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
@@ -84,10 +82,3 @@ class OtlpTraceReceiver:
     def spans(self) -> list[ReceivedSpan]:
         with self._collector.lock:
             return list(self._collector.spans)
-
-    def server_spans_by_trace(self) -> dict[str, list[ReceivedSpan]]:
-        by_trace: dict[str, list[ReceivedSpan]] = {}
-        for span in self.spans():
-            if span.kind == SPAN_KIND_SERVER:
-                by_trace.setdefault(span.trace_id, []).append(span)
-        return by_trace

@@ -121,8 +121,6 @@ class PrometheusServer:
         data = self._api("query", query=promql)
         if data["resultType"] in ("scalar", "string"):
             return [{"metric": {}, "value": data["result"]}]
-        if data["resultType"] == "matrix":
-            return [{"metric": s["metric"], "value": s["values"][-1]} for s in data["result"]]
         return list(data["result"])
 
     def query_exemplars(self, promql: str, since: float) -> list[dict[str, Any]]:
