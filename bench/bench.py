@@ -476,8 +476,14 @@ def machine() -> dict[str, Any]:
 
 
 def git_commit() -> str:
-    command = ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"]
-    return subprocess.run(command, capture_output=True, text=True).stdout.strip()
+    """HEAD, marked "-dirty" when the template has changes not committed (they were measured)."""
+    git = ["git", "-C", str(REPO_DIR)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    template = ["{{cookiecutter.project_slug}}", "hooks", "cookiecutter.json"]
+    changes = subprocess.run(
+        [*git, "status", "--porcelain", "--", *template], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
 
 
 def ratio(numerator: float, denominator: float) -> float:
