@@ -24,10 +24,12 @@ def live_project(render_once: Callable[..., Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_venv(live_project: Path, request: pytest.FixtureRequest) -> Path:
-    cache = request.config.cache
-    assert cache is not None, "the live tier needs pytest's cache provider for its virtualenv"
-    return backend_venv(live_project / "backend", cache.mkdir("live-backend-venv"))
+def live_venv(
+    live_project: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    cache = request.config.cache  # None under `-p no:cacheprovider`: build it every session
+    cache_root = cache.mkdir("live-backend-venv") if cache else tmp_path_factory.mktemp("venv")
+    return backend_venv(live_project / "backend", cache_root)
 
 
 @pytest.fixture(scope="session")

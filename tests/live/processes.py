@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -50,6 +51,14 @@ def wait_until(
         time.sleep(interval)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _terminate_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, even killed before teardown."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class ManagedProcess:
     """A child process writing stdout and stderr to files, stopped in bounded time."""
 
@@ -73,6 +82,7 @@ class ManagedProcess:
             stdout=self._stdout,
             stderr=self._stderr,
             start_new_session=True,  # its own process group, so stop() reaches any children
+            preexec_fn=_terminate_with_parent,
         )
 
     def is_running(self) -> bool:
