@@ -149,11 +149,12 @@ class SpanCounter:
 
 
 @contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send file descriptor 1 to stderr, child processes included: stdout is for the table."""
+def stdout_silenced() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null, child processes included: stdout is for the table."""
     sys.stdout.flush()
     saved = os.dup(1)
-    os.dup2(2, 1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)
     try:
         yield
     finally:
@@ -165,7 +166,7 @@ def stdout_to_stderr() -> Iterator[None]:
 def render(output_dir: Path, variant: str) -> Path:
     from cookiecutter.main import cookiecutter
 
-    with stdout_to_stderr():  # the post-generation hook prints the next steps
+    with stdout_silenced():  # the post-generation hook prints the next steps
         project = cookiecutter(
             str(REPO_DIR),
             no_input=True,
