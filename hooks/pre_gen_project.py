@@ -16,6 +16,9 @@ RENDERED_ANSWERS = r"""{{ cookiecutter | jsonify }}"""
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 SLUG_MAX_LENGTH = 63
+# cookiecutter.json derives the slug as `project_name | slugify or '_'`: a name with no letter
+# or digit would otherwise give an empty folder name, which cookiecutter rejects before any hook.
+EMPTY_NAME_SLUG = "_"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 PORT_RANGE = range(1024, 65536)
 PORT_VARIABLES = ("backend_port", "grafana_port")
@@ -41,7 +44,7 @@ def check_required_text(answers: Mapping[str, object]) -> list[str]:
 
 def check_slug(answers: Mapping[str, object]) -> list[str]:
     slug = str(answers.get("project_slug", ""))
-    if not slug:
+    if slug in ("", EMPTY_NAME_SLUG):
         return [
             problem(
                 "project_name",

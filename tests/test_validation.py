@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE_DIR, render
-from cookiecutter.exceptions import FailedHookException, OutputDirExistsException
+from cookiecutter.exceptions import FailedHookException
 
 # (variable, bad value, variable the message must name): one per rule of docs/contract.md.
 BAD_ANSWERS = [
@@ -65,11 +65,16 @@ def test_a_value_outside_a_choice_is_refused_before_rendering(
     assert leftovers(tmp_path) == []
 
 
-def test_empty_slug_into_an_existing_folder_fails_and_writes_nothing(tmp_path: Path) -> None:
-    # The project folder would be the output folder itself, which exists: cookiecutter
-    # stops before the hooks run, so its own message names the folder, not the variable.
-    with pytest.raises(OutputDirExistsException):
+def test_a_name_without_letters_or_digits_is_named_even_into_an_existing_folder(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # cookiecutter.json falls back to an invalid slug rather than an empty folder name, so
+    # our hook (not cookiecutter's "folder exists") answers, naming the variable.
+    with pytest.raises(FailedHookException):
         render(tmp_path, project_name="...")
+    assert "ERROR: project_name='...' is not allowed: it yields an empty project_slug" in (
+        capfd.readouterr().err
+    )
     assert leftovers(tmp_path) == []
 
 
