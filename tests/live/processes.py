@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,12 +51,13 @@ def wait_until(
         time.sleep(interval)
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _terminate_with_parent() -> None:
-    """In the child: get SIGTERM when the test process dies, even killed before teardown."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dies_with_parent(command: Sequence[str]) -> list[str]:
+    """`command` run so that it gets SIGTERM when the test process dies, even when that is
+    killed before its fixtures tear down. setpriv (util-linux) sets the signal and execs the
+    command; a preexec_fn would fork the test process, whose gRPC receiver does not survive
+    being forked."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else list(command)
 
 
 class ManagedProcess:
@@ -76,13 +77,12 @@ class ManagedProcess:
         self._stdout = self.stdout_path.open("wb")
         self._stderr = self.stderr_path.open("wb")
         self.popen = subprocess.Popen(
-            [str(part) for part in command],
+            _dies_with_parent([str(part) for part in command]),
             cwd=cwd,
             env=env,
             stdout=self._stdout,
             stderr=self._stderr,
             start_new_session=True,  # its own process group, so stop() reaches any children
-            preexec_fn=_terminate_with_parent,
         )
 
     def is_running(self) -> bool:
