@@ -19,6 +19,7 @@ import httpx
 
 from .processes import ManagedProcess, free_port, wait_until
 
+LIVE_DIR = Path(__file__).resolve().parent
 PIP_TIMEOUT = 600
 # Spans leave the batch processor after this many ms instead of the SDK's 5 s default,
 # so the tests wait for them briefly; it is the SDK's own variable, not one of the backend's.
@@ -92,8 +93,25 @@ def dockerfile_command(dockerfile: Path) -> list[str]:
     return [str(part) for part in command]
 
 
+# The image's application, plus the one route the live tests need to see a real 500.
+IMAGE_APPLICATION = "app.main:app"
+LIVE_APPLICATION = [
+    "--factory",
+    "--app-dir",
+    str(LIVE_DIR),
+    "failing_route:create_app_with_failing_route",
+]
+
+
 def local_command(command: list[str], venv: Path, port: int) -> list[str]:
-    """The image's command with the host and port made local and the venv's executables."""
+    """The image's command with the host and port made local, the venv's executables, and
+    the application given the failing route."""
+    assert IMAGE_APPLICATION in command, f"the image no longer serves {IMAGE_APPLICATION}"
+    command = [
+        *command[: command.index(IMAGE_APPLICATION)],
+        *LIVE_APPLICATION,
+        *command[command.index(IMAGE_APPLICATION) + 1 :],
+    ]
     local: list[str] = []
     replacements = {"--host": "127.0.0.1", "--port": str(port)}
     skip_next = False

@@ -10,7 +10,7 @@ import pytest
 from .backend import BackendProcess
 from .processes import wait_until
 from .prometheus_server import PrometheusServer, rfc3339_seconds
-from .traffic import ITEM, ITEMS, UNMATCHED, Traffic, expected_counts, unexpected
+from .traffic import FAILING_ROUTE, ITEM, ITEMS, UNMATCHED, Traffic, expected_counts, unexpected
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +55,10 @@ def test_contract_metrics_have_their_label_sets(
         )
         for s in requests
     }
+    assert {"200", "201", "404", "422", "500"} <= {status for _, _, status in counted}
     for series, sent in expected_counts(traffic.answers).items():
         assert counted.get(series, 0) >= sent, f"{series}: {counted.get(series)} < {sent} sent"
-    assert {endpoint for _, endpoint, _ in counted} <= {ITEMS, ITEM, UNMATCHED}, (
+    assert {endpoint for _, endpoint, _ in counted} <= {ITEMS, ITEM, FAILING_ROUTE, UNMATCHED}, (
         "an endpoint label is not a route template"
     )
 
@@ -65,7 +66,7 @@ def test_contract_metrics_have_their_label_sets(
     assert {frozenset(label_names(s["metric"])) for s in buckets} == {
         frozenset({"method", "endpoint", "le"})
     }
-    assert {s["metric"]["endpoint"] for s in buckets} == {ITEMS, ITEM, UNMATCHED} & {
+    assert {s["metric"]["endpoint"] for s in buckets} == {ITEMS, ITEM, FAILING_ROUTE, UNMATCHED} & {
         endpoint for _, endpoint, _ in counted
     }
 

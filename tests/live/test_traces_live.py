@@ -36,6 +36,21 @@ def test_every_request_has_one_access_line_with_its_trace_context(
     assert len({line["trace_id"] for line in lines}) == len(lines), "requests share a trace id"
 
 
+def test_a_server_error_is_logged_once_with_its_stack_and_trace(
+    backend: BackendProcess, traffic: Traffic
+) -> None:
+    failed = {a.request_id for a in traffic.answers if a.status == 500}
+    assert failed, "the traffic holds no 500"
+    lines = [line for line in backend.log_lines() if line.get("request_id") in failed]
+    errors = [line for line in lines if line["level"] == "error"]
+    assert len(errors) == len(failed)
+    access = {line["request_id"]: line for line in lines if line["logger"] == "app.access"}
+    for error in errors:
+        assert {"type", "message", "stack"} <= error["error"].keys(), error
+        assert error["trace_id"] == access[error["request_id"]]["trace_id"]
+        assert access[error["request_id"]]["outcome"] == "error"
+
+
 def test_receiver_gets_one_server_span_per_logged_request(
     backend: BackendProcess, otlp_receiver: OtlpTraceReceiver, traffic: Traffic
 ) -> None:

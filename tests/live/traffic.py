@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 ITEMS = "/api/v1/items"
 ITEM = "/api/v1/items/{item_id}"
 UNMATCHED = "<unmatched>"
+FAILING_ROUTE = "/test/fail"  # served by failing_route.py
 MISSING_ITEM_ID = 987654321
 SEND_TIMEOUT = 120  # a whole batch of calls; the largest (5,000) takes seconds
 
@@ -49,7 +50,7 @@ def random_path() -> str:
 
 
 def mixed_calls(repeat: int = 5) -> list[Call]:
-    """Every kind of answer the example API gives: 2xx, 404 (route and no route), 422."""
+    """Every kind of answer: 2xx, 404 (route and no route), 422, and a 500."""
     calls = [
         Call("POST", ITEMS, ITEMS, 201, {"name": "widget", "price": 2.5}),
         Call("GET", ITEMS, ITEMS, 200),
@@ -57,6 +58,7 @@ def mixed_calls(repeat: int = 5) -> list[Call]:
         Call("DELETE", f"{ITEMS}/{MISSING_ITEM_ID}", ITEM, 404),
         Call("GET", f"{ITEMS}/not-a-number", ITEM, 422),
         Call("POST", ITEMS, ITEMS, 422, {"name": "", "price": -1}),
+        Call("GET", FAILING_ROUTE, FAILING_ROUTE, 500),
     ]
     return [*calls * repeat, *(Call("GET", random_path(), UNMATCHED, 404) for _ in range(repeat))]
 
