@@ -163,6 +163,7 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     for key, result in scenarios.items():
         assert result["requests_per_second"] > 0, key
         assert 0 < result["p50_ms"] <= result["p99_ms"], key
+        assert result["cpu_us_per_request"] > 0, key
         assert result["rss_mb"] > 0, key
         # Every scenario, the exporter-down one included, must answer every request with 2xx.
         assert result["errors"] == 0, f"{key}: {result['errors']} error responses"
@@ -182,7 +183,9 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
 
     table = completed.stdout
     assert table.startswith("| scenario | requests/s |")
+    assert scenarios["no"]["vs_no"] == 1.0
     for result in scenarios.values():
-        assert f"| {result['title']} | {result['requests_per_second']:.0f} |" in table
+        row = f"| {result['title']} | {result['requests_per_second']:.0f} | {result['vs_no']:.2f} |"
+        assert row in table
     for target in report["targets"]:
         assert f"| {target['target']} |" in table
