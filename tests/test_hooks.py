@@ -157,12 +157,12 @@ def test_prune_removes_folders_and_files_and_skips_missing_ones(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.py"]
 
 
-EXAMPLE = "LOG_LEVEL=INFO\nGRAFANA_ADMIN_USER=admin\nGRAFANA_ADMIN_PASSWORD=change-me\nX=1\n"
+EXAMPLE = "LOG_LEVEL=INFO\nGRAFANA_ADMIN_USER=admin\nGRAFANA_ADMIN_PASSWORD=\nX=1\n"
 
 
 def test_env_file_gets_a_fresh_grafana_password_when_the_stack_is_on() -> None:
     text = post_gen.env_file_text(EXAMPLE, {"include_observability": "yes"}, lambda: "s3cret")
-    assert text == EXAMPLE.replace("change-me", "s3cret")
+    assert text == EXAMPLE.replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=s3cret\n")
 
 
 def test_generated_passwords_are_long_and_differ() -> None:
@@ -182,7 +182,7 @@ def test_written_env_file_is_private(tmp_path: Path) -> None:
     (tmp_path / ".env.example").write_text(EXAMPLE)
     env_file = post_gen.write_env_file(tmp_path, {"include_observability": "yes"})
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-    assert "change-me" not in env_file.read_text()
+    assert "GRAFANA_ADMIN_PASSWORD=\n" not in env_file.read_text()
 
 
 @pytest.mark.parametrize("include_observability", ["yes", "no"])

@@ -234,8 +234,8 @@ def test_env_file_is_written_and_git_ignored(project_yes: Path, project_no: Path
         assert env_keys(env) == env_keys(example)
         assert ".env" in (project / ".gitignore").read_text().splitlines()
     assert (project_no / ".env").read_text() == (project_no / ".env.example").read_text()
-    assert "GRAFANA_ADMIN_PASSWORD=change-me" in (project_yes / ".env.example").read_text()
-    assert "GRAFANA_ADMIN_PASSWORD=change-me" not in (project_yes / ".env").read_text()
+    assert "GRAFANA_ADMIN_PASSWORD=\n" in (project_yes / ".env.example").read_text()
+    assert re.search(r"^GRAFANA_ADMIN_PASSWORD=\S{24,}$", (project_yes / ".env").read_text(), re.M)
 
 
 BASE_TARGETS = [
