@@ -16,6 +16,12 @@ COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-cookies' `cookies` fixture bakes the template named by --template (default: the
+    # working directory); name this repository, wherever pytest is started from.
+    config.option.template = str(TEMPLATE_DIR)
+
+
 def render(output_dir: Path, **overrides: str) -> Path:
     """Render the template with its defaults plus `overrides`, returning the project folder."""
     unknown = set(overrides) - set(COOKIECUTTER_JSON)

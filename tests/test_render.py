@@ -109,18 +109,25 @@ def test_each_option_value_reaches_the_rendered_project(
         assert f"http://localhost:{value}" in readme
 
 
-def test_quotes_and_backslashes_in_answers_survive_the_hooks(tmp_path: Path) -> None:
+def test_quotes_and_backslashes_in_answers_survive_the_hooks(cookies: Any) -> None:
     description = 'Says """hi""" and \\ "bye" \'ok\''
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE_DIR),
-            no_input=True,
-            output_dir=str(tmp_path),
-            extra_context={"description": description},
-        )
-    )
-    answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
+    result = cookies.bake(extra_context={"description": description})
+    assert result.exception is None
+    assert result.exit_code == 0
+    answers = json.loads((result.project_path / ANSWERS_FILE).read_text())["cookiecutter"]
     assert answers["description"] == description
+
+
+@pytest.mark.parametrize("include_observability", ["yes", "no"])
+def test_each_variant_bakes_cleanly_with_pytest_cookies(
+    cookies: Any, include_observability: str
+) -> None:
+    result = cookies.bake(extra_context={"include_observability": include_observability})
+    assert result.exception is None
+    assert result.exit_code == 0
+    assert result.project_path.name == result.context["project_slug"] == "my-service"
+    assert (result.project_path / ".env").is_file()
+    assert (result.project_path / "observability").exists() is (include_observability == "yes")
 
 
 @pytest.fixture(scope="module", params=OPTION_VALUES, ids=OPTION_IDS)
