@@ -98,7 +98,8 @@ def main() -> int:
                     print(f"ok: {name} returns backend data through Grafana")
             except (urllib.error.URLError, RuntimeError, KeyError) as error:
                 errors[name] = repr(error)
-        time.sleep(3)
+        if waiting:
+            time.sleep(3)
     failures += [f"{name}: no data ({errors.get(name, 'empty result')})" for name in waiting]
 
     for failure in failures:

@@ -1,0 +1,136 @@
+"""The rendered `observability/stack_check.py` against a stand-in for Grafana and the backend.
+
+Only a Docker engine can show the script against the real stack (tests/test_docker_stack.py);
+here a local HTTP server answers the requests the script makes, so its verdicts are proven:
+it passes on a healthy stack with data and names what is wrong otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import render
+
+FRAME_WITH_DATA = {"data": {"values": [[1700000000000], [42]]}}
+
+
+class FakeGrafana:
+    """Answers Grafana's datasource health, dashboard and query APIs, and the backend's list."""
+
+    def __init__(self) -> None:
+        self.unhealthy: set[str] = set()
+        self.authorizations: set[str] = set()
+        self.queried_uids: set[str] = set()
+
+    def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        if path.startswith("/api/datasources/uid/") and path.endswith("/health"):
+            uid = path.split("/")[4]
+            return {"status": "ERROR" if uid in self.unhealthy else "OK", "message": uid}
+        if path == "/api/dashboards/uid/backend-service":
+            return {"dashboard": {"uid": "backend-service", "title": "Backend Service"}}
+        if path == "/api/ds/query" and method == "POST" and body is not None:
+            self.queried_uids.add(body["queries"][0]["datasource"]["uid"])
+            return {"results": {"A": {"frames": [FRAME_WITH_DATA]}}}
+        if path == "/api/v1/items":
+            return []
+        return None
+
+
+def serve(fake: FakeGrafana) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            fake.authorizations.add(self.headers.get("Authorization", ""))
+            answer = fake.answer(method, self.path, body)
+            payload = json.dumps(answer).encode()
+            self.send_response(404 if answer is None else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._reply("GET")
+
+        def do_POST(self) -> None:
+            self._reply("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def fake_stack(tmp_path: Path) -> Iterator[tuple[FakeGrafana, Path]]:
+    """A rendered project whose Grafana and backend ports both reach one FakeGrafana."""
+    fake = FakeGrafana()
+    grafana, backend = serve(fake), serve(fake)
+    try:
+        project = render(
+            tmp_path,
+            include_observability="yes",
+            grafana_port=str(grafana.server_address[1]),
+            backend_port=str(backend.server_address[1]),
+        )
+        yield fake, project
+    finally:
+        for server in (grafana, backend):
+            server.shutdown()
+            server.server_close()
+
+
+def run_stack_check(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "observability/stack_check.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def env_value(project: Path, name: str) -> str:
+    for line in (project / ".env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{name} is not in .env")
+
+
+def test_passes_on_a_healthy_stack_with_data_signing_in_with_env_credentials(
+    fake_stack: tuple[FakeGrafana, Path],
+) -> None:
+    fake, project = fake_stack
+    result = run_stack_check(project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok: ") == 3
+    assert fake.queried_uids == {"prometheus", "loki", "tempo"}
+    credentials = f"{env_value(project, 'GRAFANA_ADMIN_USER')}:"
+    credentials += env_value(project, "GRAFANA_ADMIN_PASSWORD")
+    assert f"Basic {base64.b64encode(credentials.encode()).decode()}" in fake.authorizations
+
+
+@pytest.mark.parametrize("uid", ["prometheus", "loki", "tempo"])
+def test_fails_naming_an_unhealthy_datasource(
+    fake_stack: tuple[FakeGrafana, Path], uid: str
+) -> None:
+    fake, project = fake_stack
+    fake.unhealthy.add(uid)
+    result = run_stack_check(project)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("FAILED")] == [
+        f"FAILED: datasource {uid}: {{'status': 'ERROR', 'message': '{uid}'}}"
+    ]
