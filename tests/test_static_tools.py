@@ -36,14 +36,31 @@ def venv_tool(name: str) -> str:
 
 
 def test_ruff_check_passes_on_rendered_python(project: Path) -> None:
-    assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=project / "backend"))
+    assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=project))
 
 
 def test_ruff_format_leaves_rendered_python_unchanged(project: Path) -> None:
-    result = run(
-        [venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=project / "backend"
-    )
-    assert_passes(result)
+    assert_passes(run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=project))
+
+
+def test_pre_commit_ruff_hooks_pass_on_every_rendered_python_file(
+    project: Path, tmp_path: Path
+) -> None:
+    """Each ruff hook's entry, as pre-commit runs it: from the project root, with every
+    Python file as arguments (on a copy: the hooks may fix files)."""
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone)
+    python_files = sorted(str(path.relative_to(clone)) for path in clone.rglob("*.py"))
+    hooks = yaml.safe_load((clone / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    ruff_hooks = [hook for hook in hooks if hook["entry"].startswith("backend/.venv/bin/ruff ")]
+    assert {hook["id"] for hook in ruff_hooks} == {"ruff-check", "ruff-format"}
+    for hook in ruff_hooks:
+        command = [venv_tool("ruff"), *hook["entry"].split()[1:], "--no-cache", *python_files]
+        assert_passes(run(command, cwd=clone))
+    changed = [
+        name for name in python_files if (clone / name).read_text() != (project / name).read_text()
+    ]
+    assert changed == [], f"the hooks rewrote {changed}"
 
 
 def test_compose_config_is_valid_for_the_real_compose_binary(project: Path) -> None:

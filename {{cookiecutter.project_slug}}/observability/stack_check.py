@@ -81,7 +81,9 @@ def main() -> int:
             failures.append(f"datasource {uid}: {health}")
     dashboard = call(f"{GRAFANA}/api/dashboards/uid/{DASHBOARD_UID}", credentials)
     if dashboard["dashboard"]["title"] != "Backend Service":
-        failures.append(f"dashboard {DASHBOARD_UID}: {dashboard['dashboard']['title']!r}")
+        failures.append(
+            f"dashboard {DASHBOARD_UID}: {dashboard['dashboard']['title']!r}"
+        )
 
     for _ in range(20):  # traffic for every signal: metrics, logs, traces
         call(f"{BACKEND}/api/v1/items")
@@ -90,9 +92,15 @@ def main() -> int:
     errors: dict[str, str] = {}
     while waiting and time.monotonic() < deadline:
         for name, query in list(waiting.items()):
-            body = {"queries": [{"refId": "A", **query}], "from": "now-15m", "to": "now"}
+            body = {
+                "queries": [{"refId": "A", **query}],
+                "from": "now-15m",
+                "to": "now",
+            }
             try:
-                result = call(f"{GRAFANA}/api/ds/query", credentials, body)["results"]["A"]
+                result = call(f"{GRAFANA}/api/ds/query", credentials, body)["results"][
+                    "A"
+                ]
                 if frames_with_values(result):
                     del waiting[name]
                     print(f"ok: {name} returns backend data through Grafana")
@@ -100,7 +108,9 @@ def main() -> int:
                 errors[name] = repr(error)
         if waiting:
             time.sleep(3)
-    failures += [f"{name}: no data ({errors.get(name, 'empty result')})" for name in waiting]
+    failures += [
+        f"{name}: no data ({errors.get(name, 'empty result')})" for name in waiting
+    ]
 
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
