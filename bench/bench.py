@@ -39,8 +39,9 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_DIR / "tests"))
 
-# The live tests' recipe for installing and starting the rendered backend, so the benchmark
-# runs exactly what they prove.
+# The tests' renderer and their recipe for installing and starting the rendered backend, so
+# the benchmark runs exactly what they prove.
+from conftest import render as render_template  # noqa: E402
 from live.backend import backend_venv, dockerfile_command, local_command  # noqa: E402
 from live.processes import ManagedProcess, closed_port, free_port  # noqa: E402
 
@@ -164,16 +165,8 @@ def stdout_silenced() -> Iterator[None]:
 
 
 def render(output_dir: Path, variant: str) -> Path:
-    from cookiecutter.main import cookiecutter
-
     with stdout_silenced():  # the post-generation hook prints the next steps
-        project = cookiecutter(
-            str(REPO_DIR),
-            no_input=True,
-            output_dir=str(output_dir),
-            extra_context={"include_observability": variant, "python_version": "3.11"},
-        )
-    return Path(project)
+        return render_template(output_dir, include_observability=variant, python_version="3.11")
 
 
 def render_variants(settings: Settings) -> tuple[dict[str, Path], dict[str, list[float]]]:
