@@ -11,12 +11,9 @@ import logging
 import sys
 import time
 from typing import Any
-
-{%- if cookiecutter.include_observability == "yes" %}
-
-from opentelemetry import trace
+{% if cookiecutter.include_observability == "yes" %}
+from app.observability.tracing import sampled_span_context
 {%- endif %}
-
 from app.request_context import current_request_ids
 from app.settings import Settings
 
@@ -65,9 +62,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = ids.request_id
             entry["correlation_id"] = ids.correlation_id
 {%- if cookiecutter.include_observability == "yes" %}
-        span_context = trace.get_current_span().get_span_context()
-        # Only sampled spans reach the trace store: an id of any other would lead nowhere.
-        if span_context.trace_flags.sampled:
+        span_context = sampled_span_context()
+        if span_context is not None:
             entry["trace_id"] = format(span_context.trace_id, "032x")
             entry["span_id"] = format(span_context.span_id, "016x")
 {%- endif %}

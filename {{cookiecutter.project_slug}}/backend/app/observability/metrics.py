@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request, Response
-from opentelemetry import trace
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -33,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.health import ReadinessChecks
 from app.observability.paths import METRICS_PATH, is_unobserved
+from app.observability.tracing import sampled_span_context
 from app.routing import route_template
 from app.settings import Settings
 
@@ -79,9 +79,8 @@ class HttpMetrics:
 
 
 def _trace_exemplar() -> dict[str, str] | None:
-    span_context = trace.get_current_span().get_span_context()
-    # Only sampled spans reach the trace store: an exemplar of any other would lead nowhere.
-    if not span_context.trace_flags.sampled:
+    span_context = sampled_span_context()
+    if span_context is None:
         return None
     return {"trace_id": format(span_context.trace_id, "032x")}
 

@@ -17,11 +17,22 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanContext
 
 from app.observability.paths import UNOBSERVED_URL_PATTERN
 from app.settings import Settings
 
 SERVICE_NAMESPACE = "{{ cookiecutter.project_slug }}"
+
+
+def sampled_span_context() -> SpanContext | None:
+    """The current span's context if it is sampled, else None.
+
+    Only sampled spans reach the trace store: an id of any other, in a log line or an
+    exemplar, would lead nowhere.
+    """
+    span_context = trace.get_current_span().get_span_context()
+    return span_context if span_context.trace_flags.sampled else None
 
 
 def create_tracer_provider(settings: Settings) -> TracerProvider:
