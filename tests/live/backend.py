@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,21 @@ class BackendProcess:
 
     def access_lines(self) -> list[dict[str, Any]]:
         return [line for line in self.log_lines() if line.get("logger") == "app.access"]
+
+    def access_lines_of(
+        self, request_ids: Iterable[str], timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        """The access lines of these requests, once every one is written: the backend writes
+        a request's line after sending its response, so the client can be first."""
+        wanted = set(request_ids)
+
+        def lines_of_every_request() -> list[dict[str, Any]] | None:
+            lines = [line for line in self.access_lines() if line.get("request_id") in wanted]
+            return lines if {line["request_id"] for line in lines} >= wanted else None
+
+        return wait_until(
+            lines_of_every_request, timeout, f"the access lines of {len(wanted)} requests"
+        )
 
     def stop(self) -> None:
         self.process.stop()

@@ -63,7 +63,7 @@ def test_requests_succeed_quickly_while_the_exporter_is_down(
             assert backend.get("/health/live").status_code == 200
             backend.process.assert_running()
             request_ids = {answer.request_id for answer in first + second}
-            logged = [line for line in backend.access_lines() if line["request_id"] in request_ids]
+            logged = backend.access_lines_of(request_ids)
             assert len(logged) == len(request_ids) == len(first) + len(second)
         finally:
             backend.stop()

@@ -54,9 +54,7 @@ def test_concurrent_load_is_served_counted_once_and_traced(
     # Spans leave in batches from a bounded queue; under this load every one should arrive,
     # exactly once.
     request_ids = {answer.request_id for answer in answers}
-    trace_ids = {
-        line["trace_id"] for line in backend.access_lines() if line.get("request_id") in request_ids
-    }
+    trace_ids = {line["trace_id"] for line in backend.access_lines_of(request_ids)}
     assert len(trace_ids) == len(calls), "not every request has its own logged trace id"
 
     def load_spans() -> Counter[str] | None:

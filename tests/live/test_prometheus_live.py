@@ -33,11 +33,15 @@ def test_backend_and_prometheus_are_up_the_others_are_not_here(
 ) -> None:
     prometheus.wait_for_scrape_after("backend", traffic.finished_at)
     prometheus.wait_for_scrape_after("prometheus", traffic.finished_at)
-    up = {sample["metric"]["job"]: sample["value"][1] for sample in prometheus.query("up")}
-    assert up == {
-        job["job_name"]: "1" if job["job_name"] in JOBS_RUN_HERE else "0"
-        for job in prometheus.config["scrape_configs"]
-    }
+    jobs = {job["job_name"] for job in prometheus.config["scrape_configs"]}
+
+    def up_of_every_job() -> dict[str, str] | None:
+        # A job's first `up` sample comes with its first scrape, the unreachable ones' too.
+        up = {sample["metric"]["job"]: sample["value"][1] for sample in prometheus.query("up")}
+        return up if up.keys() >= jobs else None
+
+    up = wait_until(up_of_every_job, 30, "a first scrape of every job")
+    assert up == {job: "1" if job in JOBS_RUN_HERE else "0" for job in jobs}
 
 
 def test_contract_metrics_have_their_label_sets(
@@ -87,6 +91,7 @@ def test_exemplars_carry_the_trace_ids_of_logged_requests(
     trace_ids = {e["labels"]["trace_id"] for e in exemplars}
     assert all(TRACE_ID.match(trace_id) for trace_id in trace_ids), trace_ids
 
+    backend.access_lines_of(answer.request_id for answer in traffic.answers)
     logged = {line.get("trace_id") for line in backend.access_lines()}
     assert trace_ids <= logged, f"exemplar trace ids missing from the logs: {trace_ids - logged}"
 

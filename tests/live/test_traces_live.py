@@ -20,8 +20,7 @@ UNOBSERVED = re.compile(r"^(/metrics|/health/)")
 
 
 def traffic_access_lines(backend: BackendProcess, traffic: Traffic) -> list[dict[str, object]]:
-    request_ids = {answer.request_id for answer in traffic.answers}
-    return [line for line in backend.access_lines() if line.get("request_id") in request_ids]
+    return backend.access_lines_of(answer.request_id for answer in traffic.answers)
 
 
 def test_every_request_has_one_access_line_with_its_trace_context(
@@ -92,18 +91,7 @@ def test_scrapes_and_probes_are_not_traced(
         assert backend.get(path).status_code == 200
     # Spans leave in order: once a later request's span arrived, the probes' would have too.
     marker = backend.get(ITEMS)
-    marker_line = wait_until(
-        lambda: next(
-            (
-                line
-                for line in backend.access_lines()
-                if line.get("request_id") == marker.headers["x-request-id"]
-            ),
-            None,
-        ),
-        10,
-        "the access line of the marker request",
-    )
+    (marker_line,) = backend.access_lines_of([marker.headers["x-request-id"]], timeout=10)
     wait_until(
         lambda: any(s.trace_id == marker_line["trace_id"] for s in otlp_receiver.spans()),
         30,
