@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_SERVER
+STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR
 
 
 def _value(any_value: AnyValue) -> Any:
@@ -29,6 +30,7 @@ class ReceivedSpan:
     span_id: str
     name: str
     kind: int
+    status_code: int
     attributes: dict[str, Any] = field(hash=False)
     resource: dict[str, Any] = field(hash=False)
 
@@ -47,6 +49,7 @@ class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
                 span_id=span.span_id.hex(),
                 name=span.name,
                 kind=span.kind,
+                status_code=span.status.code,
                 attributes=_attributes(span.attributes),
                 resource=_attributes(resource_spans.resource.attributes),
             )

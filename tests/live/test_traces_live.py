@@ -8,7 +8,7 @@ import re
 import pytest
 
 from .backend import BackendProcess
-from .otlp_receiver import SPAN_KIND_SERVER, OtlpTraceReceiver
+from .otlp_receiver import SPAN_KIND_SERVER, STATUS_CODE_ERROR, OtlpTraceReceiver
 from .processes import wait_until
 from .traffic import ITEMS, UNMATCHED, Traffic
 
@@ -78,10 +78,15 @@ def test_receiver_gets_one_server_span_per_logged_request(
         assert span.span_id == line["span_id"], "the access line is not logged inside its span"
         assert span.resource.get("service.name") == line["service"] == "backend"
         assert {"service.version", "deployment.environment"} <= span.resource.keys()
+        assert span.attributes.get("http.response.status_code") == line["status"], (span, line)
+        # Tempo's span metrics count a span as failed by its status (`STATUS_CODE_ERROR`).
+        assert (span.status_code == STATUS_CODE_ERROR) == (line["status"] >= 500), (span, line)
         if line["route"] == UNMATCHED:
             assert "http.route" not in span.attributes, span.attributes
+            assert span.name == line["method"], (span, line)
         else:
             assert span.attributes.get("http.route") == line["route"], (span, line)
+            assert span.name == f"{line['method']} {line['route']}", (span, line)
 
 
 def test_scrapes_and_probes_are_not_traced(
@@ -102,7 +107,7 @@ def test_scrapes_and_probes_are_not_traced(
         for span in otlp_receiver.spans()
         if any(
             UNOBSERVED.match(str(span.attributes.get(key, "")))
-            for key in ("http.route", "http.target", "url.path")
+            for key in ("http.route", "url.path")
         )
     ]
     assert probed == []

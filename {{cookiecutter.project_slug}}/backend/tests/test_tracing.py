@@ -1,21 +1,22 @@
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
+from app.main import create_app
 from app.observability import tracing
 from app.settings import Settings
 from tests.conftest import LogLines, access_lines
@@ -32,14 +33,47 @@ def spans(app: FastAPI) -> InMemorySpanExporter:
 
 
 def test_one_server_span_per_request(client: TestClient, spans: InMemorySpanExporter) -> None:
-    client.get("/api/v1/items/1")
+    client.get("/api/v1/items/1", headers={"user-agent": "tests"})
 
     (span,) = spans.get_finished_spans()
     assert span.kind is SpanKind.SERVER
     assert span.name == "GET /api/v1/items/{item_id}"
+    assert span.attributes == {
+        "http.request.method": "GET",
+        "http.route": "/api/v1/items/{item_id}",
+        "http.response.status_code": 404,
+        "url.path": "/api/v1/items/1",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "client.address": "testclient",
+    }
+    # A 404 is the server working as it should.
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_path_no_route_matches_is_named_after_its_method_only(
+    client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    client.get("/no/such/path")
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "GET"
     assert span.attributes is not None
-    assert span.attributes["http.route"] == "/api/v1/items/{item_id}"
-    assert span.attributes["http.status_code"] == 404
+    assert "http.route" not in span.attributes
+    assert span.attributes["url.path"] == "/no/such/path"
+
+
+def test_an_unknown_method_gets_the_conventions_fixed_name(
+    client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    client.request("BREW", "/api/v1/items")
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "HTTP /api/v1/items"
+    assert span.attributes is not None
+    assert span.attributes["http.request.method"] == "_OTHER"
+    assert span.attributes["http.request.method_original"] == "BREW"
+    assert span.attributes["http.response.status_code"] == 405
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/health/live", "/health/ready"])
@@ -65,12 +99,46 @@ def test_resource_names_the_service(client: TestClient, spans: InMemorySpanExpor
 def test_incoming_w3c_trace_context_is_continued(
     client: TestClient, spans: InMemorySpanExporter
 ) -> None:
-    client.get("/api/v1/items", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"})
+    client.get(
+        "/api/v1/items",
+        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01", "tracestate": "vendor=1"},
+    )
 
     (span,) = spans.get_finished_spans()
     assert format(span.context.trace_id, "032x") == TRACE_ID
     assert span.parent is not None
+    assert span.parent.is_remote
     assert format(span.parent.span_id, "016x") == PARENT_SPAN_ID
+    assert dict(span.context.trace_state) == {"vendor": "1"}
+
+
+def test_a_caller_that_did_not_sample_is_followed(
+    client: TestClient, spans: InMemorySpanExporter, log_lines: LogLines
+) -> None:
+    log_lines()
+    response = client.get(
+        "/api/v1/items", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-00"}
+    )
+
+    assert response.status_code == 200
+    assert spans.get_finished_spans() == ()
+    (access,) = access_lines(log_lines())
+    assert "trace_id" not in access
+
+
+def test_unsampled_requests_are_served_and_leave_no_span(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    app = create_app(settings)
+    exporter = InMemorySpanExporter()
+    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    with TestClient(app) as client:
+        assert client.get("/api/v1/items").status_code == 200
+        assert client.get("/no/such/path").status_code == 404
+
+    assert exporter.get_finished_spans() == ()
 
 
 def test_log_lines_inside_a_span_carry_its_ids(
@@ -95,7 +163,36 @@ def test_unhandled_error_is_recorded_on_the_span(
     client.get("/test/fail")
 
     (span,) = spans.get_finished_spans()
-    assert not span.status.is_ok
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["http.response.status_code"] == 500
+    assert span.attributes["error.type"] == "500"
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "RuntimeError"
+
+
+def test_error_after_the_response_started_fails_the_span_with_its_type(
+    app: FastAPI, client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise RuntimeError("stream broke")
+
+    @app.get("/test/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(chunks())
+
+    with pytest.raises(RuntimeError):
+        client.get("/test/stream")
+
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "RuntimeError: stream broke"
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "RuntimeError"
+    assert span.attributes["http.response.status_code"] == 200
     assert [event.name for event in span.events] == ["exception"]
 
 
@@ -250,8 +347,4 @@ def test_native_fastapi_telemetry_stays_off(
     assert control_spans
     assert "http.server.request.duration" in control_metrics
 
-    assert native_telemetry_output(app, global_metric_reader) == ([], [])
-    # FastAPI's telemetry also steps aside for the instrumentation's middleware; without that
-    # middleware it must stay silent too: switched off, not merely deferring.
-    FastAPIInstrumentor.uninstrument_app(app)
     assert native_telemetry_output(app, global_metric_reader) == ([], [])

@@ -8,9 +8,9 @@ from app.observability.metrics import setup_metrics
 from app.observability.tracing import setup_tracing
 from app.settings import Settings
 
-# This package instruments every request (Prometheus metrics, opentelemetry-instrumentation-
-# fastapi spans). FastAPI's own telemetry stays off, or a configured tracer provider would make
-# it add per-operation spans and a second set of HTTP metrics to each request.
+# This package instruments every request itself (Prometheus metrics, one server span). FastAPI's
+# own telemetry stays off, or a configured tracer provider would make it add per-operation
+# spans and a second set of HTTP metrics to each request.
 NATIVE_TELEMETRY_OFF: TelemetryConfig = {
     "tracing": False,
     "metrics": False,

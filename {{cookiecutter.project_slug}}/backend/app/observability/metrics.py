@@ -31,15 +31,13 @@ from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.health import ReadinessChecks
-from app.observability.paths import METRICS_PATH, is_unobserved
 from app.observability.tracing import sampled_span_context
+from app.observability.traffic import KNOWN_METHODS, METRICS_PATH, is_unobserved
 from app.routing import route_template
 from app.settings import Settings
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# Any other method shares one label value, so invented methods cannot create series.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "OTHER"
 
 

@@ -1,28 +1,41 @@
 """OpenTelemetry tracing: one server span per request, exported over OTLP gRPC when asked.
 
+- Server spans come from `ServerSpanMiddleware`, a pure ASGI middleware: a request whose span
+  is not sampled costs little more than the sampling decision; a sampled one is named after
+  its route template and carries the HTTP attributes of the stable semantic conventions.
 - Exporter: only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Unset, spans still exist (their
   ids go into logs and exemplars) but nothing is exported and no connection is attempted.
 - Sampler: `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, read by the SDK
   (default `parentbased_always_on`).
-- Propagation: W3C trace context (the SDK default), on incoming requests and on outgoing
-  httpx calls.
+- Propagation: the SDK's propagators (W3C trace context and baggage unless
+  `OTEL_PROPAGATORS` says otherwise), on incoming requests and on outgoing httpx calls.
 """
 
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanContext
+from opentelemetry.semconv.attributes import (
+    client_attributes,
+    error_attributes,
+    http_attributes,
+    network_attributes,
+    url_attributes,
+)
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.paths import UNOBSERVED_URL_PATTERN
+from app.observability.traffic import KNOWN_METHODS, is_unobserved
+from app.routing import UNMATCHED_ROUTE, route_template
 from app.settings import Settings
 
 SERVICE_NAMESPACE = "{{ cookiecutter.project_slug }}"
+# The stable HTTP conventions' names for a method outside the known set.
+OTHER_METHOD_ATTRIBUTE = "_OTHER"
+OTHER_METHOD_SPAN_NAME = "HTTP"
 
 
 def sampled_span_context() -> SpanContext | None:
@@ -54,16 +67,101 @@ def create_tracer_provider(settings: Settings) -> TracerProvider:
     return provider
 
 
+class ServerSpanMiddleware:
+    """Pure ASGI middleware: one SERVER span around each request but scrapes and probes.
+
+    Added last, so it runs first: the other middleware, the error handler and the access log
+    line all run inside the span.
+    """
+
+    def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+        # Only the headers the propagators read are decoded, once per request.
+        self.propagated_headers = {
+            name.encode("latin-1") for name in propagate.get_global_textmap().fields
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_unobserved(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        method = scope["method"]
+        span_name = method if method in KNOWN_METHODS else OTHER_METHOD_SPAN_NAME
+        span = self.tracer.start_span(
+            span_name, context=self._parent_context(scope), kind=SpanKind.SERVER
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            if span.is_recording():
+                await self._call_recorded(span, span_name, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            context.detach(token)
+            span.end()
+
+    def _parent_context(self, scope: Scope) -> context.Context | None:
+        carrier: dict[str, list[str]] = {}
+        for name, value in scope["headers"]:
+            if name in self.propagated_headers:
+                carrier.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        return propagate.extract(carrier) if carrier else None
+
+    async def _call_recorded(
+        self, span: trace.Span, span_name: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        method = scope["method"]
+        span.set_attributes(
+            {
+                http_attributes.HTTP_REQUEST_METHOD: (
+                    method if method in KNOWN_METHODS else OTHER_METHOD_ATTRIBUTE
+                ),
+                url_attributes.URL_PATH: scope["path"],
+                url_attributes.URL_SCHEME: scope["scheme"],
+                network_attributes.NETWORK_PROTOCOL_VERSION: scope["http_version"],
+            }
+        )
+        if method not in KNOWN_METHODS:
+            span.set_attribute(http_attributes.HTTP_REQUEST_METHOD_ORIGINAL, method)
+        client = scope.get("client")
+        if client:
+            span.set_attribute(client_attributes.CLIENT_ADDRESS, client[0])
+        status: int | None = None
+
+        async def send_tracking_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_status)
+        except Exception as exc:
+            # Its stack is on the span already: `UnhandledErrorMiddleware`, inside this one,
+            # records every exception it sees.
+            span.set_attribute(error_attributes.ERROR_TYPE, type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        else:
+            # A server answering 4xx worked as it should: only 5xx mark its span failed.
+            if status is not None and status >= 500:
+                span.set_attribute(error_attributes.ERROR_TYPE, str(status))
+                span.set_status(Status(StatusCode.ERROR))
+        finally:
+            if status is not None:
+                span.set_attribute(http_attributes.HTTP_RESPONSE_STATUS_CODE, status)
+            # Routing has filled the scope in by now: the span is named after the route.
+            route = route_template(scope)
+            if route != UNMATCHED_ROUTE:
+                span.set_attribute(http_attributes.HTTP_ROUTE, route)
+                span.update_name(f"{span_name} {route}")
+
+
 def setup_tracing(app: FastAPI, settings: Settings) -> TracerProvider:
     provider = create_tracer_provider(settings)
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=provider,
-        # The metrics are Prometheus': the instrumentation records none of its own.
-        meter_provider=NoOpMeterProvider(),
-        excluded_urls=UNOBSERVED_URL_PATTERN,
-        exclude_spans=["receive", "send"],
-    )
+    app.add_middleware(ServerSpanMiddleware, tracer=provider.get_tracer(__name__))
     # The global provider and the httpx instrumentation belong to the process: the first
     # application owns them (in production, the only one).
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
