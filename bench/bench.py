@@ -37,6 +37,7 @@ from typing import Any
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
+REFERENCE_REQUIREMENTS = BENCH_DIR / "reference-requirements.txt"
 sys.path.insert(0, str(REPO_DIR / "tests"))
 
 # The tests' renderer and their recipe for installing and starting the rendered backend, so
@@ -616,11 +617,14 @@ def main() -> int:
         for variant in VARIANTS
     }
     if settings.reference:
-        # The "no" app behind the usual add-ons, run with the "yes" venv's libraries.
-        backend_dirs["reference"], venvs["reference"] = backend_dirs["no"], venvs["yes"]
+        # The "no" app behind the usual add-ons, installed next to it.
+        backend_dirs["reference"] = backend_dirs["no"]
+        venvs["reference"] = backend_venv(
+            backend_dirs["no"], build_dir / "venvs", REFERENCE_REQUIREMENTS
+        )
         commands["reference"] = lambda port: [
-            str(venvs["yes"] / "bin" / "python"), "-m", "uvicorn", "--app-dir", str(BENCH_DIR),
-            "reference_app:app", "--host", HOST, "--port", str(port),
+            str(venvs["reference"] / "bin" / "python"), "-m", "uvicorn",
+            "--app-dir", str(BENCH_DIR), "reference_app:app", "--host", HOST, "--port", str(port),
         ]  # fmt: skip
 
     def backend(name: str, variant: str, environment: dict[str, str]) -> Backend:

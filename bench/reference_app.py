@@ -4,7 +4,7 @@ The rendered "no" app underneath, so only the instrumentation differs from the "
 a BaseHTTPMiddleware recording Prometheus metrics for every request, plus the OpenTelemetry
 FastAPI instrumentation with its defaults (a server span and per-message receive/send spans),
 exporting through a batch processor to OTLP gRPC (OTEL_EXPORTER_OTLP_ENDPOINT).
-Runs with the "yes" backend's libraries; not part of the template.
+Runs in the "no" backend's virtualenv plus reference-requirements.txt; not part of the template.
 """
 
 import time

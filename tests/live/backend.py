@@ -35,15 +35,20 @@ def _pip(venv: Path, *args: str, cwd: Path) -> None:
     assert result.returncode == 0, f"{shlex.join(command)} failed:\n{result.stderr[-4000:]}"
 
 
-def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
-    """A virtualenv with the backend and its `dev` group installed, editable from `backend_dir`.
+def backend_venv(
+    backend_dir: Path, cache_root: Path, extra_requirements: Path | None = None
+) -> Path:
+    """A virtualenv with the backend and its `dev` group installed, editable from `backend_dir`,
+    plus `extra_requirements` (a requirements file) when given.
 
     The expensive part (every dependency) is cached under `cache_root`, keyed by the rendered
-    pyproject.toml and the interpreter; a later session only re-points the editable install
-    at its own rendering, which takes a few seconds.
+    pyproject.toml, the extra requirements and the interpreter; a later session only re-points
+    the editable install at its own rendering, which takes a few seconds.
     """
     pyproject = backend_dir / "pyproject.toml"
     key_source = pyproject.read_bytes() + sys.version.encode()
+    if extra_requirements is not None:
+        key_source += extra_requirements.read_bytes()
     for lock in ("uv.lock", "requirements.lock"):
         if (backend_dir / lock).exists():
             key_source += (backend_dir / lock).read_bytes()
@@ -57,6 +62,8 @@ def backend_venv(backend_dir: Path, cache_root: Path) -> Path:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
             _pip(venv, "install", "--quiet", "pip>=25.1", cwd=backend_dir)  # for --group
             _pip(venv, "install", "--quiet", "-e", ".", "--group", "dev", cwd=backend_dir)
+            if extra_requirements is not None:
+                _pip(venv, "install", "--quiet", "-r", str(extra_requirements), cwd=backend_dir)
             complete.touch()
         else:
             _pip(venv, "install", "--quiet", "--no-deps", "-e", ".", cwd=backend_dir)
