@@ -1,3 +1,4 @@
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from starlette.types import Message
 
 from app.main import create_app
 from app.observability import tracing
@@ -194,6 +196,32 @@ def test_error_after_the_response_started_fails_the_span_with_its_type(
     assert span.attributes["error.type"] == "RuntimeError"
     assert span.attributes["http.response.status_code"] == 200
     assert [event.name for event in span.events] == ["exception"]
+
+
+def test_the_span_does_not_outlive_its_request(app: FastAPI) -> None:
+    middleware = tracing.ServerSpanMiddleware(app, app.state.tracer_provider.get_tracer("test"))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/v1/items",
+        "scheme": "http",
+        "http_version": "1.1",
+        "headers": [],
+        "query_string": b"",
+        "app": app,
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    async def one_request() -> trace.Span:
+        await middleware(scope, receive, send)
+        return trace.get_current_span()
+
+    assert asyncio.run(one_request()) is trace.INVALID_SPAN
 
 
 class HeaderRecorder(BaseHTTPRequestHandler):
