@@ -56,6 +56,15 @@ def resolved_compose(project: Path) -> Any:
     return json.loads(result.stdout)
 
 
+def env_keys(text: str) -> list[str]:
+    """The variable names of a .env-style file, in order."""
+    return [
+        line.split("=", 1)[0]
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
 def require_tool(name: str, hint: str) -> str:
     """Path of a command-line tool; a skip where it is missing, a failure under CI."""
     path = shutil.which(name)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR
+from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR, env_keys
 from cookiecutter.main import cookiecutter
 
 Render = Callable[..., Path]
@@ -197,14 +197,6 @@ def test_answers_file_replays_to_the_same_project(project: Path, tmp_path: Path)
     assert first.keys() == second.keys()
     # .env differs only by its freshly generated password
     assert [path for path in first if first[path] != second[path]] in ([], [Path(".env")])
-
-
-def env_keys(text: str) -> list[str]:
-    return [
-        line.split("=", 1)[0]
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
 
 
 CONTRACT_VARIABLES = ["SERVICE_NAME", "SERVICE_VERSION", "ENVIRONMENT", "LOG_LEVEL"]

