@@ -28,5 +28,7 @@ def setup_observability(app: FastAPI) -> FastAPI:
     settings: Settings = app.state.settings
     checks: ReadinessChecks = app.state.readiness_checks
     setup_metrics(app, settings, checks)
+    # Tracing last: its middleware then runs first, so the metrics middleware runs inside the
+    # request's span and can attach its trace id as an exemplar.
     setup_tracing(app, settings)
     return app

@@ -112,22 +112,21 @@ class ServerSpanMiddleware:
     async def _call_recorded(
         self, span: trace.Span, span_name: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        attributes = {
+            url_attributes.URL_PATH: scope["path"],
+            url_attributes.URL_SCHEME: scope["scheme"],
+            network_attributes.NETWORK_PROTOCOL_VERSION: scope["http_version"],
+        }
         method = scope["method"]
-        span.set_attributes(
-            {
-                http_attributes.HTTP_REQUEST_METHOD: (
-                    method if method in KNOWN_METHODS else OTHER_METHOD_ATTRIBUTE
-                ),
-                url_attributes.URL_PATH: scope["path"],
-                url_attributes.URL_SCHEME: scope["scheme"],
-                network_attributes.NETWORK_PROTOCOL_VERSION: scope["http_version"],
-            }
-        )
-        if method not in KNOWN_METHODS:
-            span.set_attribute(http_attributes.HTTP_REQUEST_METHOD_ORIGINAL, method)
+        if method in KNOWN_METHODS:
+            attributes[http_attributes.HTTP_REQUEST_METHOD] = method
+        else:
+            attributes[http_attributes.HTTP_REQUEST_METHOD] = OTHER_METHOD_ATTRIBUTE
+            attributes[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = method
         client = scope.get("client")
         if client:
-            span.set_attribute(client_attributes.CLIENT_ADDRESS, client[0])
+            attributes[client_attributes.CLIENT_ADDRESS] = client[0]
+        span.set_attributes(attributes)
         status: int | None = None
 
         async def send_tracking_status(message: Message) -> None:
