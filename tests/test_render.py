@@ -146,6 +146,25 @@ def test_no_unrendered_jinja_anywhere(any_project: Path) -> None:
     assert not leftovers
 
 
+def test_the_no_variant_locks_only_the_stack_packages_fastapi_itself_requires(
+    project_no: Path,
+) -> None:
+    """FastAPI requires opentelemetry-api for its own dormant telemetry; the lock records it as
+    FastAPI's dependency, and no stack package beyond what FastAPI pulls in."""
+    packages = {
+        package["name"]: package
+        for package in tomllib.loads((project_no / "backend/uv.lock").read_text())["package"]
+    }
+    stack = {name for name in packages if STACK_WORDS.search(name)}
+    fastapi_requires = {dependency["name"] for dependency in packages["fastapi"]["dependencies"]}
+    required_by_those = {
+        dependency["name"]
+        for name in stack & fastapi_requires
+        for dependency in packages[name].get("dependencies", [])
+    }
+    assert stack <= fastapi_requires | required_by_those, stack - fastapi_requires
+
+
 def test_every_yaml_toml_and_json_file_parses(project: Path) -> None:
     parsed = 0
     for path, text in text_files(project):
@@ -165,7 +184,7 @@ def test_nothing_of_the_stack_in_the_no_variant(project_no: Path) -> None:
     mentions = [
         f"{path.relative_to(project_no)}: {match.group(0)}"
         for path, text in text_files(project_no)
-        if path.name != ANSWERS_FILE
+        if path.name not in (ANSWERS_FILE, "uv.lock")
         for match in STACK_WORDS.finditer(f"{path.relative_to(project_no)}\n{text}")
     ]
     assert not mentions
@@ -240,6 +259,7 @@ def test_env_file_is_written_and_git_ignored(project_yes: Path, project_no: Path
 BASE_TARGETS = [
     "help",
     "install",
+    "lock",
     "dev",
     "test",
     "lint",

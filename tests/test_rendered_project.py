@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import COOKIECUTTER_JSON, require_tool
+from conftest import COOKIECUTTER_JSON, UV, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ CHECK_TIMEOUT = 300
 def make(project: Path, *targets: str, timeout: int) -> subprocess.CompletedProcess[str]:
     make_tool = require_tool("make", "apt-get install make")
     result = subprocess.run(
-        [make_tool, "--no-print-directory", f"PYTHON={sys.executable}", *targets],
+        [make_tool, "--no-print-directory", f"PYTHON={sys.executable}", f"UV={UV}", *targets],
         cwd=project,
         capture_output=True,
         text=True,

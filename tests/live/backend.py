@@ -16,21 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import resolved_compose
+from conftest import UV, resolved_compose
 
 from .processes import ManagedProcess, free_port, wait_until
 
 LIVE_DIR = Path(__file__).resolve().parent
-PIP_TIMEOUT = 600
+INSTALL_TIMEOUT = 600
 # Spans leave the batch processor after this many ms instead of the SDK's 5 s default,
 # so the tests wait for them briefly; it is the SDK's own variable, not one of the backend's.
 FAST_BATCH_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
 
 
-def _pip(venv: Path, *args: str, cwd: Path) -> None:
-    command = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args]
+def _run(command: list[str], cwd: Path, environment: dict[str, str] | None = None) -> None:
     result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False
+        command,
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+        check=False,
     )
     assert result.returncode == 0, f"{shlex.join(command)} failed:\n{result.stderr[-4000:]}"
 
@@ -38,35 +43,38 @@ def _pip(venv: Path, *args: str, cwd: Path) -> None:
 def backend_venv(
     backend_dir: Path, cache_root: Path, extra_requirements: Path | None = None
 ) -> Path:
-    """A virtualenv with the backend and its `dev` group installed, editable from `backend_dir`,
-    plus `extra_requirements` (a requirements file) when given.
+    """A virtualenv with exactly what the backend's uv.lock pins, its `dev` group included,
+    and the backend editable from `backend_dir`, plus `extra_requirements` (a requirements
+    file) when given.
 
-    The expensive part (every dependency) is cached under `cache_root`, keyed by the rendered
-    pyproject.toml, the extra requirements and the interpreter; a later session only re-points
-    the editable install at its own rendering, which takes a few seconds.
+    It is cached under `cache_root`, keyed by the lock, the pyproject, the extra requirements
+    and the interpreter; a later session's `uv sync` only re-points the editable install at
+    its own rendering, which takes a second.
     """
-    pyproject = backend_dir / "pyproject.toml"
-    key_source = pyproject.read_bytes() + sys.version.encode()
+    key_source = (
+        b"".join((backend_dir / name).read_bytes() for name in ("pyproject.toml", "uv.lock"))
+        + sys.version.encode()
+    )
     if extra_requirements is not None:
         key_source += extra_requirements.read_bytes()
-    for lock in ("uv.lock", "requirements.lock"):
-        if (backend_dir / lock).exists():
-            key_source += (backend_dir / lock).read_bytes()
     venv = cache_root / hashlib.sha256(key_source).hexdigest()[:16]
     complete = venv / ".complete"
     cache_root.mkdir(parents=True, exist_ok=True)
+    # `uv sync` installs into the folder UV_PROJECT_ENVIRONMENT names, not backend/.venv.
+    environment = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    sync = [str(UV), "sync", "--locked", "--quiet", "--python", sys.executable]
     with (cache_root / ".lock").open("w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # concurrent sessions share one build
         if not complete.exists():
             shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-            _pip(venv, "install", "--quiet", "pip>=25.1", cwd=backend_dir)  # for --group
-            _pip(venv, "install", "--quiet", "-e", ".", "--group", "dev", cwd=backend_dir)
+            _run(sync, backend_dir, environment)
             if extra_requirements is not None:
-                _pip(venv, "install", "--quiet", "-r", str(extra_requirements), cwd=backend_dir)
+                install = [str(UV), "pip", "install", "--quiet", "--python", str(venv)]
+                _run([*install, "-r", str(extra_requirements)], backend_dir)
             complete.touch()
         else:
-            _pip(venv, "install", "--quiet", "--no-deps", "-e", ".", cwd=backend_dir)
+            # --inexact keeps the extra requirements that the lock does not list.
+            _run([*sync, "--inexact"], backend_dir, environment)
     return venv
 
 
