@@ -137,6 +137,18 @@ def test_workflows_match_the_github_workflow_schema(project_yes: Path, project_n
     assert_passes(run([*command, *workflows]))
 
 
+def test_dependabot_configurations_match_the_dependabot_schema(
+    project_yes: Path, project_no: Path
+) -> None:
+    configurations = [
+        TEMPLATE_DIR / ".github/dependabot.yml",
+        project_yes / ".github/dependabot.yml",
+        project_no / ".github/dependabot.yml",
+    ]
+    command = [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot"]
+    assert_passes(run([*command, *configurations]))
+
+
 def test_dockerfile_passes_hadolint(project: Path) -> None:
     assert_passes(run([venv_tool("hadolint"), "Dockerfile"], cwd=project / "backend"))
 
