@@ -17,8 +17,11 @@ from pathlib import Path
 
 RENDERED_ANSWERS = r"""{{ cookiecutter | jsonify }}"""
 
+# The answer that switches each optional feature on.
+FEATURES: dict[str, str] = {"include_observability": "yes", "database": "postgres"}
+
 # The one list of what each switched-off feature leaves behind; tests/test_hooks.py
-# checks it against the rendered trees of both variants.
+# checks it against the rendered trees of every value.
 PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
     "include_observability": (
         "observability",
@@ -26,22 +29,32 @@ PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
         "backend/tests/test_metrics.py",
         "backend/tests/test_tracing.py",
     ),
+    "database": (
+        "backend/app/db",
+        "backend/alembic.ini",
+        "backend/migrations",
+        "backend/tests/test_database.py",
+    ),
 }
 
 # The template keeps one uv lockfile per set of backend dependencies, named by the answers
 # that choose the set (`make lock` writes them); the hook places the one that fits and
 # never resolves one itself.
-LOCK_OPTIONS: tuple[str, ...] = ("include_observability",)
+LOCK_OPTIONS: tuple[str, ...] = ("database", "include_observability")
 LOCKFILES_DIR = "backend/locks"
 LOCKFILE = "backend/uv.lock"
 
 ENV_EXAMPLE = ".env.example"
 ENV_FILE = ".env"
-GRAFANA_PASSWORD_LINE = re.compile(r"^GRAFANA_ADMIN_PASSWORD=.*$", re.MULTILINE)
+# The password each feature needs: .env.example leaves it empty, .env gets a fresh one.
+GENERATED_PASSWORDS: dict[str, str] = {
+    "include_observability": "GRAFANA_ADMIN_PASSWORD",
+    "database": "POSTGRES_PASSWORD",
+}
 
 
 def is_enabled(answers: Mapping[str, object], option: str) -> bool:
-    return answers.get(option) == "yes"
+    return answers.get(option) == FEATURES[option]
 
 
 def paths_to_prune(answers: Mapping[str, object]) -> list[str]:
@@ -87,10 +100,13 @@ def env_file_text(
     answers: Mapping[str, object],
     new_password: Callable[[], str] = lambda: secrets.token_urlsafe(24),
 ) -> str:
-    """The project's .env: the example, with a fresh Grafana admin password when the stack is on."""
-    if not is_enabled(answers, "include_observability"):
-        return example
-    return GRAFANA_PASSWORD_LINE.sub(f"GRAFANA_ADMIN_PASSWORD={new_password()}", example)
+    """The project's .env: the example, with a fresh password for each feature that is on."""
+    text = example
+    for option, variable in GENERATED_PASSWORDS.items():
+        if is_enabled(answers, option):
+            line = re.compile(rf"^{variable}=.*$", re.MULTILINE)
+            text = line.sub(f"{variable}={new_password()}", text)
+    return text
 
 
 def write_env_file(project_dir: Path, answers: Mapping[str, object]) -> Path:

@@ -25,6 +25,7 @@ PORT_VARIABLES = ("backend_port", "grafana_port")
 REQUIRED_TEXT = ("project_name", "description", "author_name")
 CHOICES = {
     "python_version": ("3.11", "3.12", "3.13", "3.14"),
+    "database": ("postgres", "none"),
     "include_observability": ("yes", "no"),
 }
 

@@ -124,3 +124,26 @@ def project_no(render_once: Callable[..., Path]) -> Path:
 def project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
     """Each variant of the defaults, read-only."""
     return render_once(include_observability=request.param)
+
+
+@pytest.fixture(
+    scope="session",
+    params=["yes", "no"],
+    ids=["database-none-observability-yes", "database-none-observability-no"],
+)
+def project_without_database(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
+    """database=none with each observability value, read-only."""
+    return render_once(database="none", include_observability=request.param)
+
+
+DATABASE_AND_OBSERVABILITY = [
+    {"database": database, "include_observability": observability}
+    for database in COOKIECUTTER_JSON["database"]
+    for observability in COOKIECUTTER_JSON["include_observability"]
+]
+
+
+@pytest.fixture(scope="session", params=DATABASE_AND_OBSERVABILITY, ids=combination_id)
+def combination(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
+    """Each combination of the database and observability options, read-only."""
+    return render_once(**request.param)

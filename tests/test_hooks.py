@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -32,6 +33,7 @@ VALID = {
     "python_version": "3.12",
     "backend_port": "8000",
     "grafana_port": "3000",
+    "database": "postgres",
     "include_observability": "yes",
 }
 
@@ -62,6 +64,7 @@ def test_the_defaults_of_cookiecutter_json_are_valid() -> None:
         ("backend_port", 8080),
         ("python_version", "3.11"),
         ("include_observability", "no"),
+        ("database", "none"),
     ],
     ids=lambda value: str(value)[:20],
 )
@@ -96,6 +99,7 @@ INVALID = [
     ("grafana_port", "8000", "grafana_port"),
     ("python_version", "2.7", "python_version"),
     ("include_observability", "True", "include_observability"),
+    ("database", "mysql", "database"),
 ]
 
 
@@ -139,9 +143,17 @@ def test_observability_off_prunes_its_declared_paths() -> None:
     )
 
 
-def test_every_prunable_option_is_a_yes_no_choice() -> None:
-    for option in post_gen.PRUNE_WHEN_DISABLED:
-        assert COOKIECUTTER_JSON[option] == ["yes", "no"]
+def test_every_prunable_option_is_a_choice_of_on_and_off() -> None:
+    assert set(post_gen.PRUNE_WHEN_DISABLED) == set(post_gen.FEATURES)
+    for option, on in post_gen.FEATURES.items():
+        assert len(COOKIECUTTER_JSON[option]) == 2
+        assert COOKIECUTTER_JSON[option][0] == on, "the default switches the feature on"
+
+
+def test_database_none_prunes_its_declared_paths() -> None:
+    assert post_gen.paths_to_prune({**VALID, "database": "none"}) == list(
+        post_gen.PRUNE_WHEN_DISABLED["database"]
+    )
 
 
 def test_prune_removes_folders_and_files_and_skips_missing_ones(tmp_path: Path) -> None:
@@ -174,6 +186,13 @@ def test_generated_passwords_are_long_and_differ() -> None:
     assert first != second
 
 
+def test_env_file_gets_a_fresh_database_password_with_postgres() -> None:
+    example = "POSTGRES_USER=app\nPOSTGRES_PASSWORD=\nGRAFANA_ADMIN_PASSWORD=\n"
+    answers = {"database": "postgres", "include_observability": "no"}
+    text = post_gen.env_file_text(example, answers, lambda: "pw")
+    assert text == "POSTGRES_USER=app\nPOSTGRES_PASSWORD=pw\nGRAFANA_ADMIN_PASSWORD=\n"
+
+
 def test_env_file_is_the_example_when_the_stack_is_off() -> None:
     assert post_gen.env_file_text(EXAMPLE, {"include_observability": "no"}) == EXAMPLE
 
@@ -200,16 +219,24 @@ def relative_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
-def test_prune_list_matches_the_rendered_trees(project_yes: Path, project_no: Path) -> None:
-    declared = post_gen.PRUNE_WHEN_DISABLED["include_observability"]
+@pytest.mark.parametrize("option", sorted(post_gen.FEATURES))
+def test_prune_list_matches_the_rendered_trees(
+    render_once: Callable[..., Path], option: str
+) -> None:
+    """For each feature, its render switched on against its render switched off (the other
+    options at their defaults): exactly the declared paths are what only the first has."""
+    on_value = post_gen.FEATURES[option]
+    (off_value,) = (value for value in COOKIECUTTER_JSON[option] if value != on_value)
+    project_on, project_off = render_once(**{option: on_value}), render_once(**{option: off_value})
+    declared = post_gen.PRUNE_WHEN_DISABLED[option]
     for relative in declared:
-        assert (project_yes / relative).exists(), f"{relative} is listed but never rendered"
-        assert not (project_no / relative).exists(), f"{relative} survived in the no variant"
-    only_in_yes = relative_files(project_yes) - relative_files(project_no)
+        assert (project_on / relative).exists(), f"{relative} is listed but never rendered"
+        assert not (project_off / relative).exists(), f"{relative} survived {option}={off_value}"
+    only_when_on = relative_files(project_on) - relative_files(project_off)
     uncovered = sorted(
         path
-        for path in only_in_yes
+        for path in only_when_on
         if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
     )
-    assert not uncovered, f"only in the yes variant, missing from the prune list: {uncovered}"
-    assert relative_files(project_no) <= relative_files(project_yes)
+    assert not uncovered, f"only with {option}={on_value}, missing from the prune list: {uncovered}"
+    assert relative_files(project_off) <= relative_files(project_on)

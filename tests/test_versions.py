@@ -17,6 +17,8 @@ VERSIONS_DOC = TEMPLATE_DIR / "docs" / "versions.md"
 ROW = re.compile(r"^\| `(?P<pin>[^`]+)`(?: \((?P<tag>v[\d.]+)\))? \|", re.MULTILINE)
 ACTION = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})  # (?P<tag>v[\d.]+)$")
 EXACT_TAG = re.compile(r":v?\d+\.\d+\.\d+(-[a-z0-9]+)*$")
+# PostgreSQL numbers its releases major.minor: 18.6 is one exact release.
+EXACT_POSTGRES_TAG = re.compile(r"^postgres:\d+\.\d+(-[a-z0-9]+)*$")
 
 
 def evidence_rows() -> dict[str, str | None]:
@@ -45,6 +47,13 @@ def dockerfile_images(dockerfile: Path) -> Iterator[str]:
                 yield source
 
 
+def workflow_service_images(workflow: Path) -> Iterator[str]:
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    for job in jobs.values():
+        for service in job.get("services", {}).values():
+            yield service["image"]
+
+
 def workflow_actions(workflow: Path) -> Iterator[str]:
     for line in workflow.read_text().splitlines():
         if match := re.match(r"\s*-?\s*uses:\s*(.+)$", line):
@@ -58,7 +67,11 @@ def uv_pins(project: Path) -> Iterator[str]:
 
 def pins_of(project: Path) -> dict[str, set[str]]:
     return {
-        "images": {*compose_images(project), *dockerfile_images(project / "backend/Dockerfile")},
+        "images": {
+            *compose_images(project),
+            *dockerfile_images(project / "backend/Dockerfile"),
+            *workflow_service_images(project / ".github/workflows/ci.yml"),
+        },
         "actions": set(workflow_actions(project / ".github/workflows/ci.yml")),
         "tools": set(uv_pins(project)),
     }
@@ -104,7 +117,8 @@ def test_every_row_of_evidence_is_pinned_somewhere(every_pin: dict[str, set[str]
 
 def test_images_are_pinned_to_an_exact_release(every_pin: dict[str, set[str]]) -> None:
     for image in every_pin["images"]:
-        assert EXACT_TAG.search(image), f"{image} is not pinned to an exact version"
+        exact = EXACT_POSTGRES_TAG if image.startswith("postgres:") else EXACT_TAG
+        assert exact.search(image), f"{image} is not pinned to an exact version"
 
 
 def test_the_evidence_check_sees_a_pin_that_has_no_row(tmp_path: Path) -> None:
@@ -115,6 +129,12 @@ def test_the_evidence_check_sees_a_pin_that_has_no_row(tmp_path: Path) -> None:
     found = set(dockerfile_images(dockerfile))
     assert found == {"example/tool:1.2.3", "python:3.99.0-slim"}
     assert found.isdisjoint(evidence_rows())
+
+
+def test_ci_tests_against_the_database_image_compose_runs(project: Path) -> None:
+    compose = yaml.safe_load((project / "compose.yml").read_text())["services"]
+    ci_images = set(workflow_service_images(project / ".github/workflows/ci.yml"))
+    assert ci_images == ({compose["postgres"]["image"]} if "postgres" in compose else set())
 
 
 def test_uv_is_one_version_everywhere(project: Path) -> None:
@@ -137,6 +157,8 @@ def test_observability_readme_lists_the_stack_images_as_compose_pins_them(
 ) -> None:
     readme = (project_yes / "observability/README.md").read_text()
     listed = set(re.findall(r"^\| `[\w-]+` \| `([^`]+)` \|", readme, re.MULTILINE))
-    assert listed == set(compose_images(project_yes))
+    stack = {"prometheus", "loki", "promtail", "tempo", "grafana"}
+    compose = yaml.safe_load((project_yes / "compose.yml").read_text())["services"]
+    assert listed == {compose[name]["image"] for name in stack}
     versions_section = readme.split("## Versions", 1)[1].split("\n## ", 1)[0]
     assert set(re.findall(r"^\| `([^`]+)` \|", versions_section, re.MULTILINE)) == listed

@@ -1,10 +1,20 @@
 """The application factory: every part of the service is wired together here, and only here."""
+{%- if cookiecutter.database == "postgres" %}
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+{%- endif %}
 
 from fastapi import FastAPI
 
 from app import health
 from app.api import v1
+{%- if cookiecutter.database == "postgres" %}
+from app.db.engine import Database
+from app.db.errors import add_database_error_handlers
+{%- else %}
 from app.api.v1.items import ItemStore
+{%- endif %}
 from app.errors import UnhandledErrorMiddleware
 from app.logging import configure_logging
 {%- if cookiecutter.include_observability == "yes" %}
@@ -12,6 +22,17 @@ from app.observability import NATIVE_TELEMETRY_OFF, setup_observability
 {%- endif %}
 from app.request_context import RequestContextMiddleware
 from app.settings import Settings
+
+
+{%- if cookiecutter.database == "postgres" %}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    database: Database = app.state.database
+    await database.dispose()
+{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title={{ cookiecutter.project_name | tojson }},
         description={{ cookiecutter.description | tojson }},
         version=settings.service_version,
+{%- if cookiecutter.database == "postgres" %}
+        lifespan=lifespan,
+{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
         # app.observability instruments every request itself; FastAPI's native telemetry
         # would add more spans and metrics per request as soon as a tracer provider exists.
@@ -30,7 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.readiness_checks = health.ReadinessChecks()
+{%- if cookiecutter.database == "postgres" %}
+    # The engine connects on first use: the service starts, and answers /health/live, while
+    # the database is still down.
+    app.state.database = Database(settings)
+    app.state.readiness_checks.register("database", app.state.database.ping)
+    add_database_error_handlers(app)
+{%- else %}
     app.state.item_store = ItemStore()
+{%- endif %}
 
     app.include_router(health.router)
     app.include_router(v1.router)

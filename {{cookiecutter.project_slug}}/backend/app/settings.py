@@ -2,13 +2,7 @@
 
 from typing import Literal
 
-{%- if cookiecutter.include_observability == "yes" %}
-
-from pydantic import AliasChoices, Field, field_validator
-{%- else %}
-
-from pydantic import field_validator
-{%- endif %}
+from pydantic import {% if cookiecutter.include_observability == "yes" %}AliasChoices, {% endif %}{% if cookiecutter.include_observability == "yes" or cookiecutter.database == "postgres" %}Field, {% endif %}{% if cookiecutter.database == "postgres" %}SecretStr, {% endif %}field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -37,6 +31,24 @@ class Settings(BaseSettings):
     service_version: str = "0.1.0"
     environment: str = "development"
     log_level: LogLevel = "INFO"
+{%- if cookiecutter.database == "postgres" %}
+
+    # PostgreSQL: the same names as the postgres image's, so one .env serves both.
+    postgres_host: str = "localhost"
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_user: str = "app"
+    # Never logged or shown: SecretStr hides it from repr() and error messages.
+    postgres_password: SecretStr = SecretStr("")
+    postgres_db: str = "app"
+    # Connections kept open, and how many more may be opened under load.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=5, ge=0)
+    # Seconds a request waits for a free connection before it gets a 503.
+    database_pool_timeout: float = Field(default=5.0, gt=0)
+    # Seconds to open a connection, and the most one statement may run, before they fail.
+    database_connect_timeout: float = Field(default=5.0, gt=0)
+    database_statement_timeout: float = Field(default=5.0, gt=0)
+{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
     # Unset or empty: spans are still created (trace ids in logs and exemplars) but never exported.
     otel_exporter_otlp_endpoint: str | None = None

@@ -6,13 +6,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app import health
+from tests.conftest import SERVICE_CHECKS
 
 
 def test_liveness_answers_without_running_checks(app: FastAPI, client: TestClient) -> None:
     async def never_called() -> bool:
         raise AssertionError("liveness must not run readiness checks")
 
-    app.state.readiness_checks.register("database", never_called)
+    app.state.readiness_checks.register("dependency", never_called)
 
     response = client.get("/health/live")
 
@@ -20,13 +21,13 @@ def test_liveness_answers_without_running_checks(app: FastAPI, client: TestClien
     assert response.json() == {"status": "pass"}
 
 
-def test_ready_without_checks_passes(client: TestClient) -> None:
+def test_ready_with_the_service_checks_passing_passes(client: TestClient) -> None:
     response = client.get("/health/ready")
 
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "pass"
-    assert body["checks"] == {}
+    assert body["checks"] == SERVICE_CHECKS
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
 
 
@@ -44,19 +45,19 @@ def test_ready_fails_with_503_when_one_check_fails(app: FastAPI, client: TestCli
 
     assert response.status_code == 503
     assert response.json()["status"] == "fail"
-    assert response.json()["checks"] == {"cache": "pass", "queue": "fail"}
+    assert response.json()["checks"] == {**SERVICE_CHECKS, "cache": "pass", "queue": "fail"}
 
 
 def test_a_raising_check_fails_without_leaking_its_error(app: FastAPI, client: TestClient) -> None:
     async def raising() -> bool:
         raise ConnectionError("password=hunter2 refused")
 
-    app.state.readiness_checks.register("database", raising)
+    app.state.readiness_checks.register("broker", raising)
 
     response = client.get("/health/ready")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "fail"}
+    assert response.json()["checks"] == {**SERVICE_CHECKS, "broker": "fail"}
     assert "hunter2" not in response.text
     assert "Traceback" not in response.text
 
@@ -75,7 +76,7 @@ def test_a_slow_check_times_out_and_fails(
     response = client.get("/health/ready")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"slow": "fail"}
+    assert response.json()["checks"]["slow"] == "fail"
 
 
 def test_a_check_name_registers_once() -> None:

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.conftest import LogLines, access_lines
+from tests.conftest import SERVICE_CHECKS, LogLines, access_lines
 
 # What Prometheus sends when it scrapes.
 OPENMETRICS_ACCEPT = (
@@ -115,16 +115,16 @@ def test_gauges_info_and_default_collectors(client: TestClient) -> None:
 def test_readiness_gauges_follow_the_checks(app: FastAPI, client: TestClient) -> None:
     healthy = {"value": True}
 
-    async def database() -> bool:
+    async def cache() -> bool:
         return healthy["value"]
 
-    app.state.readiness_checks.register("database", database)
+    app.state.readiness_checks.register("cache", cache)
 
     assert samples(client, "app_ready")[0].value == 1
     healthy["value"] = False
     assert samples(client, "app_ready")[0].value == 0
-    (check,) = samples(client, "app_readiness_check")
-    assert (check.labels, check.value) == ({"check": "database"}, 0)
+    checks = {s.labels["check"]: s.value for s in samples(client, "app_readiness_check")}
+    assert checks == {**{name: 1 for name in SERVICE_CHECKS}, "cache": 0}
 
 
 def test_openmetrics_carries_trace_id_exemplars(client: TestClient, log_lines: LogLines) -> None:

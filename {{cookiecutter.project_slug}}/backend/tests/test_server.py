@@ -22,16 +22,31 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+{%- if cookiecutter.database == "postgres" %}
+
+
+@pytest.fixture
+def server(empty_database: None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+{%- else %}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+{%- endif %}
     port = free_port()
     # uvicorn's own access log is left on here: the application must switch it off itself.
     process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
         cwd=BACKEND_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "SERVICE_NAME": "served", "LOG_LEVEL": "info"},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "SERVICE_NAME": "served",
+            "LOG_LEVEL": "info",
+{%- if cookiecutter.database == "postgres" %}
+            # The session's test database: POSTGRES_DB names it.
+            **{name: value for name, value in os.environ.items() if name.startswith("POSTGRES_")},
+{%- endif %}
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

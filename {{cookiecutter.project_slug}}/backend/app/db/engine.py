@@ -1,0 +1,77 @@
+"""The engine and session factory: one per process, made by the application factory and
+disposed when the application stops."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import URL, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.settings import Settings
+
+
+def database_url(settings: Settings) -> URL:
+    """The connection URL, built from its parts so that no password has to be escaped."""
+    return URL.create(
+        "postgresql+asyncpg",
+        username=settings.postgres_user,
+        password=settings.postgres_password.get_secret_value(),
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        database=settings.postgres_db,
+    )
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An engine with a bounded pool; it connects on first use, not here."""
+    statement_timeout_ms = round(settings.database_statement_timeout * 1000)
+    return create_async_engine(
+        database_url(settings),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout,
+        # A connection the server closed (restart, failover) is replaced at checkout, so the
+        # service recovers by itself once the database is back.
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": settings.database_connect_timeout,
+            "server_settings": {
+                "statement_timeout": str(statement_timeout_ms),
+                "application_name": settings.service_name,
+            },
+        },
+    )
+
+
+class Database:
+    """The service's engine and its session factory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = create_engine(settings)
+        # Objects stay readable after commit: responses are built from them afterwards.
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def ping(self) -> bool:
+        """The readiness check: the database answers a trivial statement."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed (its connection back in the pool) when it ends."""
+    database: Database = request.app.state.database
+    async with database.sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,188 @@
+"""Items in PostgreSQL: what the database adds to the API (Location, 409, exact money,
+server-side timestamps, persistence), and what a failing database makes of a request."""
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from app.db.engine import Session
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import capture_json_logs
+
+
+def create(client: TestClient, **fields: Any) -> httpx2.Response:
+    return client.post("/api/v1/items", json={"name": "pen", "price": "1.50", **fields})
+
+
+def test_a_new_item_is_201_with_its_location(client: TestClient) -> None:
+    response = create(client)
+
+    assert response.status_code == 201
+    assert response.headers["location"] == f"/api/v1/items/{response.json()['id']}"
+    assert client.get(response.headers["location"]).json() == response.json()
+
+
+def test_a_taken_name_is_409_and_leaves_the_first_item_alone(client: TestClient) -> None:
+    first = create(client, price="2.00").json()
+
+    response = create(client, price="3.00")
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": "An item with this name exists"}
+    assert client.get("/api/v1/items").json() == [first]
+
+
+def test_money_is_stored_exactly(client: TestClient) -> None:
+    prices = ["0.10", "0.20", "9999999999.99"]
+    for number, price in enumerate(prices):
+        create(client, name=f"item {number}", price=price)
+
+    stored = [item["price"] for item in client.get("/api/v1/items").json()]
+
+    assert stored == prices
+    assert sum(Decimal(price) for price in stored[:2]) == Decimal("0.30")
+
+
+@pytest.mark.parametrize("price", ["1.505", "10000000000.00", "-1", "NaN"])
+def test_a_price_the_column_cannot_hold_is_422(client: TestClient, price: str) -> None:
+    response = create(client, price=price)
+
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "price"]]
+
+
+def test_created_at_is_the_database_clock_with_its_time_zone(client: TestClient) -> None:
+    created_at = datetime.fromisoformat(create(client).json()["created_at"])
+
+    assert created_at.tzinfo is not None
+    assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=5)
+
+
+def test_items_outlive_the_application(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as first:
+        item = create(first).json()
+    with TestClient(create_app(settings)) as second:
+        assert second.get(f"/api/v1/items/{item['id']}").json() == item
+
+
+def test_the_engine_is_disposed_when_the_application_stops(app: FastAPI) -> None:
+    with TestClient(app) as client:
+        client.get("/api/v1/items")
+        assert app.state.database.engine.pool.checkedin() == 1
+    assert app.state.database.engine.pool.checkedin() == 0
+
+
+def unreachable(settings: Settings, unused_port: int) -> Settings:
+    return settings.model_copy(
+        update={"postgres_port": unused_port, "postgres_password": SecretStr("s3cr3t")}
+    )
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_without_a_database_the_service_lives_but_is_not_ready(
+    settings: Settings, unused_port: int
+) -> None:
+    with TestClient(create_app(unreachable(settings, unused_port))) as client:
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"database": "fail"}
+
+
+def test_a_request_needing_the_database_is_503_with_its_request_id_and_no_secret(
+    settings: Settings, unused_port: int
+) -> None:
+    app = create_app(unreachable(settings, unused_port))
+    log_lines = capture_json_logs()
+    with TestClient(app) as client:
+        response = client.get("/api/v1/items")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "Service Unavailable: the database did not answer",
+        "request_id": response.headers["x-request-id"],
+    }
+    lines = log_lines()
+    failures = [line for line in lines if line["message"] == "database unavailable"]
+    assert len(failures) == 1
+    everything = response.text + "".join(map(str, lines))
+    for secret in ("s3cr3t", "postgresql+asyncpg://", str(unused_port)):
+        assert secret not in everything
+
+
+def run_in_one_loop(
+    settings: Settings, scenario: Callable[[FastAPI, httpx2.AsyncClient], Awaitable[None]]
+) -> None:
+    """`scenario` with the app served in this test's own event loop, so that it can hold the
+    app's database connections itself."""
+
+    async def main() -> None:
+        app = create_app(settings)
+        transport = httpx2.ASGITransport(app=app)
+        try:
+            async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+                await scenario(app, client)
+        finally:
+            await app.state.database.dispose()
+
+    asyncio.run(main())
+
+
+def test_an_exhausted_pool_is_a_503_in_bounded_time_and_recovers(settings: Settings) -> None:
+    small_pool = settings.model_copy(
+        update={"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 0.2}
+    )
+
+    async def scenario(app: FastAPI, client: httpx2.AsyncClient) -> None:
+        held = await app.state.database.engine.connect()
+        try:
+            started = asyncio.get_running_loop().time()
+            response = await client.get("/api/v1/items")
+            waited = asyncio.get_running_loop().time() - started
+        finally:
+            await held.close()
+        assert response.status_code == 503
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+        assert 0.2 <= waited < 2
+        assert (await client.get("/api/v1/items")).status_code == 200
+
+    run_in_one_loop(small_pool, scenario)
+
+
+def test_a_statement_past_its_timeout_is_a_503_logged_once(settings: Settings) -> None:
+    impatient = settings.model_copy(update={"database_statement_timeout": 0.1})
+
+    async def scenario(app: FastAPI, client: httpx2.AsyncClient) -> None:
+        async def slow(session: Session) -> None:
+            await session.execute(text("SELECT pg_sleep(2)"))
+
+        app.add_api_route("/test/slow", slow)
+        log_lines = capture_json_logs()
+
+        response = await client.get("/test/slow")
+
+        assert response.status_code == 503
+        failures = [line for line in log_lines() if line["message"] == "database unavailable"]
+        assert [line["error_type"] for line in failures] == ["DBAPIError"]
+
+    run_in_one_loop(impatient, scenario)
