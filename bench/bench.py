@@ -166,8 +166,11 @@ def stdout_silenced() -> Iterator[None]:
 
 
 def render(output_dir: Path, variant: str) -> Path:
+    """The in-memory scenario's backend: database=none, so what is measured is the telemetry."""
     with stdout_silenced():  # the post-generation hook prints the next steps
-        return render_template(output_dir, include_observability=variant, python_version="3.11")
+        return render_template(
+            output_dir, include_observability=variant, database="none", python_version="3.11"
+        )
 
 
 def render_variants(settings: Settings) -> tuple[dict[str, Path], dict[str, list[float]]]:

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,9 @@ def project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) ->
     params=["yes", "no"],
     ids=["database-none-observability-yes", "database-none-observability-no"],
 )
-def project_without_database(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
+def project_without_database(
+    request: pytest.FixtureRequest, render_once: Callable[..., Path]
+) -> Path:
     """database=none with each observability value, read-only."""
     return render_once(database="none", include_observability=request.param)
 
@@ -147,3 +149,14 @@ DATABASE_AND_OBSERVABILITY = [
 def combination(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
     """Each combination of the database and observability options, read-only."""
     return render_once(**request.param)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the session (tests/postgres_server.py)."""
+    from postgres_server import PostgresServer  # it imports this module
+
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()

@@ -12,12 +12,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
 from conftest import UNDER_CI, require_tool
 from live.processes import ManagedProcess, free_port, wait_until
 
-import pytest
-
 SERVER_USER = "postgres"  # Debian's account for the server; it refuses to run as root
+AS_SERVER_USER = ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
 DATABASE = "app"
 ROLE = "app"
 
@@ -74,11 +74,7 @@ class PostgresServer:
         password_file.unlink()
 
     def _as_server_user(self, *command: str) -> None:
-        prefix = (
-            ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
-            if os.geteuid() == 0
-            else []
-        )
+        prefix = AS_SERVER_USER if os.geteuid() == 0 else []
         subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
 
     @property
@@ -96,10 +92,7 @@ class PostgresServer:
         command = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         command += ["-c", "listen_addresses=127.0.0.1", "-k", str(self.socket_dir)]
         if os.geteuid() == 0:
-            command = [
-                "setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups",
-                *command,
-            ]  # fmt: skip
+            command = [*AS_SERVER_USER, *command]
         self._starts += 1
         self._process = ManagedProcess(f"postgres-{self._starts}", command, self.logs)
         wait_until(self._accepts_connections, 30, "PostgreSQL to accept connections")
@@ -117,11 +110,9 @@ class PostgresServer:
         return ready.returncode == 0
 
     def psql(self, database: str, sql: str) -> str:
+        connection = ["-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, "-d", database]
         result = subprocess.run(
-            [
-                str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE,
-                "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql,
-            ],  # fmt: skip
+            [str(self.bin / "psql"), *connection, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
             env={**os.environ, "PGPASSWORD": self.password},
             capture_output=True,
             text=True,

@@ -204,11 +204,12 @@ DATABASE_WORDS = re.compile(r"postgres|psql|sqlalchemy|alembic|asyncpg|migrat|DA
 
 
 def test_nothing_of_a_database_with_database_none(project_without_database: Path) -> None:
+    project = project_without_database
     mentions = [
-        f"{path.relative_to(project_without_database)}: {match.group(0)}"
-        for path, text in text_files(project_without_database)
+        f"{path.relative_to(project)}: {match.group(0)}"
+        for path, text in text_files(project)
         if path.name != ANSWERS_FILE
-        for match in DATABASE_WORDS.finditer(f"{path.relative_to(project_without_database)}\n{text}")
+        for match in DATABASE_WORDS.finditer(f"{path.relative_to(project)}\n{text}")
     ]
     assert not mentions
     answers = json.loads((project_without_database / ANSWERS_FILE).read_text())["cookiecutter"]

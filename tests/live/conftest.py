@@ -6,11 +6,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import require_tool
+from conftest import require_tool, resolved_compose
+from postgres_server import DATABASE
 
-from .backend import FAST_BATCH_EXPORT, BackendProcess, backend_venv, compose_environment
+from .backend import (
+    FAST_BATCH_EXPORT,
+    BackendProcess,
+    backend_venv,
+    compose_environment,
+    run_in_venv,
+)
 from .otlp_receiver import OtlpTraceReceiver
 from .processes import closed_port, free_port
 from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
@@ -45,19 +53,37 @@ def otlp_receiver() -> Iterator[OtlpTraceReceiver]:
     receiver.stop()
 
 
+TABLES = (
+    "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables"
+    " WHERE schemaname = 'public'"
+)
+
+
+@pytest.fixture(scope="session")
+def live_database(live_project: Path, live_venv: Path, postgres: Any) -> dict[str, str]:
+    """The throwaway PostgreSQL, migrated from empty as compose's migrate service does it:
+    the command of that service, run with the backend's venv. Returns its settings."""
+    assert postgres.psql(DATABASE, TABLES) == "", "the database is not empty"
+    command = resolved_compose(live_project)["services"]["migrate"]["command"]
+    run_in_venv(live_venv, command, live_project / "backend", postgres.environment)
+    assert postgres.psql(DATABASE, TABLES).split() == ["alembic_version", "items"]
+    environment: dict[str, str] = postgres.environment
+    return environment
+
+
 @pytest.fixture(scope="session")
 def start_backend(
-    live_project: Path, live_venv: Path, live_workdir: Path
+    live_project: Path, live_venv: Path, live_workdir: Path, live_database: dict[str, str]
 ) -> Iterator[Callable[[str, dict[str, str]], BackendProcess]]:
     """Start a backend process with the environment Compose gives it, the trace exporter's
-    address replaced; every one is stopped at session end."""
+    address and the database replaced; every one is stopped at session end."""
     compose_env = compose_environment(live_project, "backend")
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in compose_env, "compose sets no trace exporter"
     started: list[BackendProcess] = []
 
     def _start(name: str, overrides: dict[str, str]) -> BackendProcess:
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" in overrides, "Tempo does not run here"
-        environment = {**compose_env, **FAST_BATCH_EXPORT, **overrides}
+        environment = {**compose_env, **live_database, **FAST_BATCH_EXPORT, **overrides}
         backend = BackendProcess(
             name, live_project / "backend", live_venv, live_workdir / name, environment
         )

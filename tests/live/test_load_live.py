@@ -24,15 +24,16 @@ def test_concurrent_load_is_served_counted_once_and_traced(
     backend: BackendProcess, otlp_receiver: OtlpTraceReceiver
 ) -> None:
     created = httpx.post(f"{backend.url}{ITEMS}", json={"name": "load", "price": 1}, timeout=10)
+    # Names are unique where a database keeps the items: each POST brings its own.
     assert created.status_code == 201, created.text
     item = f"{ITEMS}/{created.json()['id']}"
     calls = [
         call
-        for _ in range(ROUNDS)
+        for round_number in range(ROUNDS)
         for call in (
             Call("GET", ITEMS, ITEMS, 200),
             Call("GET", item, ITEM, 200),
-            Call("POST", ITEMS, ITEMS, 201, {"name": "load", "price": 1}),
+            Call("POST", ITEMS, ITEMS, 201, {"name": f"load {round_number}", "price": 1}),
             Call("GET", f"{ITEMS}?limit=5", ITEMS, 200),
         )
     ]

@@ -52,7 +52,6 @@ def random_path() -> str:
 def mixed_calls(repeat: int = 5) -> list[Call]:
     """Every kind of answer: 2xx, 404 (route and no route), 422, and a 500."""
     calls = [
-        Call("POST", ITEMS, ITEMS, 201, {"name": "widget", "price": 2.5}),
         Call("GET", ITEMS, ITEMS, 200),
         Call("GET", f"{ITEMS}/{MISSING_ITEM_ID}", ITEM, 404),
         Call("DELETE", f"{ITEMS}/{MISSING_ITEM_ID}", ITEM, 404),
@@ -60,7 +59,15 @@ def mixed_calls(repeat: int = 5) -> list[Call]:
         Call("POST", ITEMS, ITEMS, 422, {"name": "", "price": -1}),
         Call("GET", FAILING_ROUTE, FAILING_ROUTE, 500),
     ]
-    return [*calls * repeat, *(Call("GET", random_path(), UNMATCHED, 404) for _ in range(repeat))]
+    # A new name each time: item names are unique where a database keeps them.
+    created = [
+        Call("POST", ITEMS, ITEMS, 201, {"name": f"widget {secrets.token_hex(6)}", "price": 2.5})
+        for _ in range(repeat)
+    ]
+    return [
+        *(call for creation in created for call in (creation, *calls)),
+        *(Call("GET", random_path(), UNMATCHED, 404) for _ in range(repeat)),
+    ]
 
 
 async def _exchange(

@@ -1,0 +1,65 @@
+"""Schemathesis against each combination's own OpenAPI, served by uvicorn: whatever a client
+sends, no answer is a server error, and every answer matches the schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DATABASE_AND_OBSERVABILITY, combination_id
+
+from .backend import BackendProcess, backend_venv, compose_environment, run_in_venv
+from .processes import closed_port
+from .traffic import FAILING_ROUTE
+
+pytestmark = pytest.mark.slow
+
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+CHECKS = "not_a_server_error,response_schema_conformance"
+
+
+@pytest.mark.parametrize("answers", DATABASE_AND_OBSERVABILITY, ids=combination_id)
+def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
+    answers: dict[str, str],
+    render_once: Callable[..., Path],
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    project = render_once(**answers, python_version="3.11")
+    backend_dir = project / "backend"
+    cache = request.config.cache
+    venvs = cache.mkdir("live-backend-venv") if cache else tmp_path_factory.mktemp("venv")
+    venv = backend_venv(backend_dir, venvs)
+    environment = compose_environment(project, "backend")
+    if answers["database"] == "postgres":
+        postgres: Any = request.getfixturevalue("postgres")
+        database = f"fuzz_{answers['include_observability']}"
+        postgres.psql("postgres", f"CREATE DATABASE {database}")
+        environment |= {**postgres.environment, "POSTGRES_DB": database}
+        run_in_venv(venv, ["alembic", "upgrade", "head"], backend_dir, environment)
+    with closed_port() as refused:
+        if answers["include_observability"] == "yes":
+            environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{refused}"
+        workdir = tmp_path_factory.mktemp("fuzz")
+        backend = BackendProcess("fuzzed", backend_dir, venv, workdir, environment)
+        try:
+            backend.wait_live()
+            options = ["--checks", CHECKS, "--max-examples", "30", "--seed", "1"]
+            options += ["--generation-database", "none", "--workers", "2"]
+            # The live tests' own route that fails on purpose is not the service's.
+            options += ["--exclude-path", FAILING_ROUTE]
+            result = subprocess.run(
+                [str(SCHEMATHESIS), "run", f"{backend.url}/openapi.json", *options],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        finally:
+            backend.stop()
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert " passed" in result.stdout and "Tested: 6" in result.stdout, result.stdout[-3000:]
