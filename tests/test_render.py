@@ -216,6 +216,16 @@ def test_nothing_of_a_database_with_database_none(project_without_database: Path
     assert answers["database"] == "none"
 
 
+def test_generated_passwords_stay_in_env_and_out_of_the_answers(combination: Path) -> None:
+    env = (combination / ".env").read_text()
+    passwords = re.findall(r"^\w+_PASSWORD=(\S+)$", env, re.M)
+    answers = (combination / ANSWERS_FILE).read_text()
+    tracked = [text for path, text in text_files(combination) if path.name != ".env"]
+    for password in passwords:
+        assert password not in answers
+        assert not [text for text in tracked if password in text]
+
+
 def test_the_database_words_are_found_where_they_belong(project_yes: Path) -> None:
     # Guards the scan above against a pattern that can never match.
     files = "".join(text for _, text in text_files(project_yes))

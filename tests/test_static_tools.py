@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,13 @@ def venv_tool(name: str) -> str:
 
 def test_ruff_check_passes_on_rendered_python(project: Path) -> None:
     assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=project))
+
+
+def test_ruff_passes_with_the_longest_names_allowed(render_once: Callable[..., Path]) -> None:
+    """A 63-character slug (the most the hook accepts) lands in Python lines too."""
+    longest = render_once(project_name="A" * 30, project_slug="a" * 31 + "-" + "b" * 31)
+    assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=longest))
+    assert_passes(run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=longest))
 
 
 def test_ruff_format_leaves_rendered_python_unchanged(project: Path) -> None:

@@ -51,6 +51,9 @@ def test_a_database_that_stops_and_returns_under_a_running_backend(
 
     postgres.kill()
     try:
+        # A backend that starts while the database is down starts all the same.
+        started_without = start_backend("db-started-without", no_export)
+        assert started_without.get("/health/ready").status_code == 503
         assert backend.get("/health/live").status_code == 200
         ready = backend.get("/health/ready")
         assert (ready.status_code, ready.json()["checks"]) == (503, {"database": "fail"})
@@ -69,6 +72,8 @@ def test_a_database_that_stops_and_returns_under_a_running_backend(
     wait_until(ready_again, 30, "the backend to be ready again")
     # Every pooled connection died with the server; each is replaced at checkout.
     assert [backend.get("/api/v1/items").status_code for _ in range(5)] == [200] * 5
+    assert started_without.get("/health/ready").status_code == 200
+    assert started_without.get("/api/v1/items").status_code == 200
     logged = backend.process.stdout() + backend.process.stderr()
     assert postgres.password not in logged
     assert "Traceback" not in failed.text
