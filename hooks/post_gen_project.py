@@ -28,12 +28,19 @@ PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
         "backend/app/observability",
         "backend/tests/test_metrics.py",
         "backend/tests/test_tracing.py",
+        "backend/tests/test_database_observability.py",
     ),
+    # With the stack on, the database's telemetry goes too.
     "database": (
         "backend/app/db",
         "backend/alembic.ini",
         "backend/migrations",
         "backend/tests/test_database.py",
+        "backend/app/observability/database.py",
+        "backend/tests/test_database_observability.py",
+        "observability/grafana/dashboards/database.json",
+        "observability/prometheus/rules/database-alerts.yml",
+        "observability/prometheus/rules/tests/database-alerts.test.yml",
     ),
 }
 

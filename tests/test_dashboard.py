@@ -25,6 +25,8 @@ JS_DIR = TEMPLATE_DIR / "tests" / "js"
 SCHEMA_FILE = JS_DIR / "dashboard.schema.json"
 CONTRACT = (TEMPLATE_DIR / "docs" / "contract.md").read_text(encoding="utf-8")
 DASHBOARD = Path("observability/grafana/dashboards/backend-service.json")
+# Every provisioned dashboard: the generic checks below run on each (database=postgres adds one).
+DASHBOARDS = [DASHBOARD, Path("observability/grafana/dashboards/database.json")]
 DASHBOARD_PROVIDERS = Path("observability/grafana/provisioning/dashboards/dashboards.yml")
 DATASOURCES = Path("observability/grafana/provisioning/datasources")
 
@@ -39,7 +41,7 @@ LOG_FIELDS = {
 FLATTENED_ERROR_FIELDS = {"error_type", "error_message", "error_stack"}
 # The backend's service.name (SERVICE_NAME in docs/contract.md) is its only resource
 # attribute the dashboard relies on.
-TRACE_ATTRIBUTES = {"resource.service.name"}
+TRACE_ATTRIBUTES = {"resource.service.name", "span.db.system.name"}
 # What docs/contract.md calls `process_*` and `python_*`: prometheus-client's default
 # Process, Platform and GC collectors.
 DEFAULT_COLLECTOR_METRICS = {
@@ -183,25 +185,39 @@ def parse_queries(node: str, queries: Iterable[tuple[str, str]]) -> list[dict[st
 
 
 @pytest.fixture(scope="session")
-def dashboard_path(project_yes: Path) -> Path:
-    return project_yes / DASHBOARD
-
-
-@pytest.fixture(scope="session")
-def dashboard(dashboard_path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(dashboard_path.read_text(encoding="utf-8"))
+def dashboard(project_yes: Path) -> dict[str, Any]:
+    """The Backend Service dashboard, for the checks of its own panels."""
+    loaded: dict[str, Any] = json.loads((project_yes / DASHBOARD).read_text(encoding="utf-8"))
     return loaded
 
 
 @pytest.fixture(scope="session")
-def queries(dashboard_path: Path) -> list[Query]:
-    return dashboard_queries(dashboard_path)
+def queries(project_yes: Path) -> list[Query]:
+    return dashboard_queries(project_yes / DASHBOARD)
+
+
+@pytest.fixture(scope="session", params=DASHBOARDS, ids=lambda path: path.stem)
+def any_dashboard_path(request: pytest.FixtureRequest, project_yes: Path) -> Path:
+    """Each provisioned dashboard in turn, for the checks every dashboard must pass."""
+    path: Path = project_yes / request.param
+    return path
 
 
 @pytest.fixture(scope="session")
-def analysed(node: str, queries: list[Query]) -> list[tuple[Query, dict[str, Any]]]:
-    analyses = parse_queries(node, ((query.language, query.expr) for query in queries))
-    return list(zip(queries, analyses, strict=True))
+def any_dashboard(any_dashboard_path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(any_dashboard_path.read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def any_queries(any_dashboard_path: Path) -> list[Query]:
+    return dashboard_queries(any_dashboard_path)
+
+
+@pytest.fixture(scope="session")
+def analysed(node: str, any_queries: list[Query]) -> list[tuple[Query, dict[str, Any]]]:
+    analyses = parse_queries(node, ((query.language, query.expr) for query in any_queries))
+    return list(zip(any_queries, analyses, strict=True))
 
 
 @pytest.fixture(scope="session")
@@ -213,9 +229,35 @@ def schema() -> dict[str, Any]:
 # --- the dashboard as a file ------------------------------------------------------------
 
 
-def test_dashboard_is_copied_verbatim(project_yes: Path) -> None:
-    template_file = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / DASHBOARD
-    assert (project_yes / DASHBOARD).read_bytes() == template_file.read_bytes()
+def test_dashboard_is_copied_verbatim(project_yes: Path, any_dashboard_path: Path) -> None:
+    relative = any_dashboard_path.relative_to(project_yes)
+    template_file = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / relative
+    assert any_dashboard_path.read_bytes() == template_file.read_bytes()
+
+
+def test_every_dashboard_file_is_one_of_the_checked_ones(project_yes: Path) -> None:
+    folder = project_yes / DASHBOARD.parent
+    assert sorted(folder.glob("*.json")) == sorted(project_yes / path for path in DASHBOARDS)
+
+
+def test_the_database_dashboard_links_back_and_has_its_panels(project_yes: Path) -> None:
+    database = json.loads((project_yes / DASHBOARDS[1]).read_text(encoding="utf-8"))
+    assert (database["uid"], database["title"]) == ("database", "Database")
+    assert [link["url"] for link in database["links"]] == ["/d/backend-service"]
+    titles = {panel["title"] for panel in panels(database)}
+    assert {
+        "Pool: connections in use vs maximum",
+        "Connection wait time p95",
+        "Checkout timeouts",
+        "Statement rate by operation",
+        "Statement latency p50 / p95 / p99 by operation",
+        "Slow statements by operation",
+        "Rollbacks",
+        "Database readiness",
+        "Recent database traces",
+    } <= titles
+    latency = next(p for p in panels(database) if p["title"].startswith("Statement latency"))
+    assert all(target.get("exemplar") for target in latency["targets"])
 
 
 def test_dashboard_identity(dashboard: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -226,10 +268,12 @@ def test_dashboard_identity(dashboard: dict[str, Any], schema: dict[str, Any]) -
 
 
 def test_dashboard_matches_the_grafana_schema(
-    dashboard: dict[str, Any], schema: dict[str, Any]
+    any_dashboard: dict[str, Any], schema: dict[str, Any]
 ) -> None:
+    assert any_dashboard["schemaVersion"] == schema["x-grafana-schema"]["dashboardSchemaVersion"]
+    assert any_dashboard.get("id") is None, "a provisioned dashboard must not carry a database id"
     errors = sorted(
-        jsonschema.Draft7Validator(schema).iter_errors(dashboard), key=lambda e: list(e.path)
+        jsonschema.Draft7Validator(schema).iter_errors(any_dashboard), key=lambda e: list(e.path)
     )
     assert not errors, "\n".join(f"{list(e.path)}: {e.message[:300]}" for e in errors)
 
@@ -293,10 +337,10 @@ def test_schema_package_is_the_grafana_release_compose_runs(
     assert schema["x-grafana-schema"]["version"] == grafana_version
 
 
-def test_panel_ids_are_unique_and_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
+def test_panel_ids_are_unique_and_panels_do_not_overlap(any_dashboard: dict[str, Any]) -> None:
     every_panel = [
-        *dashboard["panels"],
-        *(p for row in dashboard["panels"] for p in row.get("panels", [])),
+        *any_dashboard["panels"],
+        *(p for row in any_dashboard["panels"] for p in row.get("panels", [])),
     ]
     ids = [panel["id"] for panel in every_panel]
     assert len(ids) == len(set(ids)), ids
@@ -416,15 +460,15 @@ def datasource_refs(node: Any) -> Iterable[dict[str, Any]]:
 
 
 def test_every_datasource_is_a_provisioned_one(
-    project_yes: Path, dashboard: dict[str, Any]
+    project_yes: Path, dashboard: dict[str, Any], any_dashboard: dict[str, Any]
 ) -> None:
     provisioned = {
         source["uid"]: source["type"]
         for path in sorted((project_yes / DATASOURCES).glob("*.y*ml"))
         for source in yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]
     }
-    refs = list(datasource_refs(dashboard))
-    assert {ref["uid"] for ref in refs} == {"prometheus", "loki", "tempo"}
+    assert {ref["uid"] for ref in datasource_refs(dashboard)} == {"prometheus", "loki", "tempo"}
+    refs = list(datasource_refs(any_dashboard))
     for ref in refs:
         assert provisioned.get(ref["uid"]) == ref["type"], ref
 
@@ -451,7 +495,7 @@ def test_every_query_parses_with_the_official_grammar(
         f"{q.source} [{q.ref_id}] {q.expr}: {a['errors']}" for q, a in analysed if a["errors"]
     ]
     assert not failures, "\n".join(failures)
-    assert {q.language for q, _ in analysed} == {"promql", "logql", "traceql"}
+    assert {q.language for q, _ in analysed} <= {"promql", "logql", "traceql"}
 
 
 def test_every_query_uses_only_contract_names(analysed: list[tuple[Query, dict[str, Any]]]) -> None:
@@ -526,8 +570,8 @@ def promtool_check(queries: Iterable[str], tmp_path: Path) -> subprocess.Complet
     )  # fmt: skip
 
 
-def test_every_promql_query_parses_in_prometheus(queries: list[Query], tmp_path: Path) -> None:
-    result = promtool_check((q.expr for q in queries if q.language == "promql"), tmp_path)
+def test_every_promql_query_parses_in_prometheus(any_queries: list[Query], tmp_path: Path) -> None:
+    result = promtool_check((q.expr for q in any_queries if q.language == "promql"), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -282,16 +282,20 @@ def test_env_example_and_readme_document_every_variable(combination: Path) -> No
     answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
     stack_on = answers["include_observability"] == "yes"
     database_on = answers["database"] == "postgres"
+    database_variables = [
+        *DATABASE_VARIABLES,
+        *(["DATABASE_SLOW_STATEMENT_SECONDS"] if stack_on else []),
+    ]
     expected = [
         *CONTRACT_VARIABLES,
-        *(DATABASE_VARIABLES if database_on else []),
+        *(database_variables if database_on else []),
         *(STACK_VARIABLES if stack_on else []),
     ]
     assert env_keys((project / ".env.example").read_text()) == expected
     # compose sets POSTGRES_HOST and OTEL_SERVICE_NAME itself, so only the README documents them
     readme_rows = [
         *CONTRACT_VARIABLES,
-        *(["POSTGRES_HOST", "POSTGRES_PORT", *DATABASE_VARIABLES] if database_on else []),
+        *(["POSTGRES_HOST", "POSTGRES_PORT", *database_variables] if database_on else []),
         *(["OTEL_SERVICE_NAME", *STACK_VARIABLES] if stack_on else []),
     ]
     readme = (project / "README.md").read_text()

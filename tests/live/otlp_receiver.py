@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_SERVER
+SPAN_KIND_CLIENT = 3  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_CLIENT
 STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR
 
 
@@ -28,6 +29,7 @@ def _attributes(pairs: Any) -> dict[str, Any]:
 class ReceivedSpan:
     trace_id: str  # 32 lowercase hex, as in the backend's log lines
     span_id: str
+    parent_span_id: str  # empty for a root span
     name: str
     kind: int
     status_code: int
@@ -47,6 +49,7 @@ class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
             ReceivedSpan(
                 trace_id=span.trace_id.hex(),
                 span_id=span.span_id.hex(),
+                parent_span_id=span.parent_span_id.hex(),
                 name=span.name,
                 kind=span.kind,
                 status_code=span.status.code,

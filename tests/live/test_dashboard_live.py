@@ -24,7 +24,11 @@ from .traffic import Traffic, mixed_calls, send_all, unexpected
 
 pytestmark = pytest.mark.slow
 
-DASHBOARD = "observability/grafana/dashboards/backend-service.json"
+# Every dashboard the live project provisions (database=postgres adds the Database one).
+DASHBOARDS = [
+    "observability/grafana/dashboards/backend-service.json",
+    "observability/grafana/dashboards/database.json",
+]
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = {"job", "instance"}
 # Written by Tempo's metrics generator (docs/contract.md), which does not run here: queries
@@ -41,9 +45,9 @@ LOKI_LABELS = {"service", "container", "level"}
 TRACEQL_INTRINSICS = {"name", "status", "duration", "kind", "statusMessage", "rootName"}
 
 
-@pytest.fixture(scope="module")
-def queries(live_project: Path) -> list[Query]:
-    return dashboard_queries(live_project / DASHBOARD)
+@pytest.fixture(scope="module", params=DASHBOARDS, ids=lambda path: Path(path).stem)
+def queries(live_project: Path, request: pytest.FixtureRequest) -> list[Query]:
+    return dashboard_queries(live_project / request.param)
 
 
 @pytest.fixture(scope="module")

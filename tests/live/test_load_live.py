@@ -10,7 +10,7 @@ import pytest
 
 from .backend import BackendProcess
 from .exposition import requests_by_series, scrape
-from .otlp_receiver import OtlpTraceReceiver
+from .otlp_receiver import SPAN_KIND_SERVER, OtlpTraceReceiver
 from .processes import wait_until
 from .traffic import ITEM, ITEMS, Call, expected_counts, send_all, unexpected
 
@@ -59,10 +59,14 @@ def test_concurrent_load_is_served_counted_once_and_traced(
     assert len(trace_ids) == len(calls), "not every request has its own logged trace id"
 
     def load_spans() -> Counter[str] | None:
-        spans = Counter(s.trace_id for s in otlp_receiver.spans() if s.trace_id in trace_ids)
+        spans = Counter(
+            s.trace_id
+            for s in otlp_receiver.spans()
+            if s.trace_id in trace_ids and s.kind == SPAN_KIND_SERVER
+        )
         return spans if len(spans) == len(trace_ids) else None
 
-    spans = wait_until(load_spans, 30, f"the spans of all {len(calls)} requests")
+    spans = wait_until(load_spans, 30, f"the server spans of all {len(calls)} requests")
     assert set(spans.values()) == {1}
 
     in_flight = [s.value for s in scrape(backend.url) if s.name == "active_requests"]

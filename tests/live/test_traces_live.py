@@ -8,7 +8,12 @@ import re
 import pytest
 
 from .backend import BackendProcess
-from .otlp_receiver import SPAN_KIND_SERVER, STATUS_CODE_ERROR, OtlpTraceReceiver
+from .otlp_receiver import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_SERVER,
+    STATUS_CODE_ERROR,
+    OtlpTraceReceiver,
+)
 from .processes import wait_until
 from .traffic import ITEMS, UNMATCHED, Traffic
 
@@ -67,12 +72,18 @@ def test_receiver_gets_one_server_span_per_logged_request(
     wait_until(every_trace_received, 30, "a span for every logged trace id")
     spans = [span for span in otlp_receiver.spans() if span.trace_id in logged_trace_ids]
 
-    # One span per request: the server span. No receive/send spans, none of FastAPI's
-    # native per-operation spans.
-    assert [s.name for s in spans if s.kind != SPAN_KIND_SERVER] == []
-    assert len(spans) == len(lines)
+    # One server span per request. No receive/send spans, none of FastAPI's native
+    # per-operation spans: besides it, only the database's client spans, its children.
+    server_spans = [s for s in spans if s.kind == SPAN_KIND_SERVER]
+    assert len(server_spans) == len(lines)
+    span_by_trace = {span.trace_id: span for span in server_spans}
+    for other in (s for s in spans if s.kind != SPAN_KIND_SERVER):
+        assert (other.kind, other.attributes.get("db.system.name")) == (
+            SPAN_KIND_CLIENT,
+            "postgresql",
+        ), other
+        assert other.parent_span_id == span_by_trace[other.trace_id].span_id, other
 
-    span_by_trace = {span.trace_id: span for span in spans}
     for line in lines:
         span = span_by_trace[str(line["trace_id"])]
         assert span.span_id == line["span_id"], "the access line is not logged inside its span"

@@ -14,6 +14,7 @@ ITEMS = "/api/v1/items"
 ITEM = "/api/v1/items/{item_id}"
 UNMATCHED = "<unmatched>"
 FAILING_ROUTE = "/test/fail"  # served by failing_route.py
+HOLD_ROUTE = "/test/hold"  # served by failing_route.py with database=postgres
 MISSING_ITEM_ID = 987654321
 SEND_TIMEOUT = 120  # a whole batch of calls; the largest (5,000) takes seconds
 

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Seconds to open a connection, and the most one statement may run, before they fail.
     database_connect_timeout: float = Field(default=5.0, gt=0)
     database_statement_timeout: float = Field(default=5.0, gt=0)
+{%- if cookiecutter.include_observability == "yes" %}
+    # Statements at least this many seconds long count as slow (db_client_slow_operations_total).
+    database_slow_statement_seconds: float = Field(default=0.5, gt=0)
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
     # Unset or empty: spans are still created (trace ids in logs and exemplars) but never exported.

@@ -4,6 +4,9 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from app.health import ReadinessChecks
+{%- if cookiecutter.database == "postgres" %}
+from app.observability.database import instrument_database
+{%- endif %}
 from app.observability.metrics import setup_metrics
 from app.observability.tracing import setup_tracing
 from app.settings import Settings
@@ -21,7 +24,8 @@ NATIVE_TELEMETRY_OFF: TelemetryConfig = {
 
 
 def setup_observability(app: FastAPI) -> FastAPI:
-    """Add `GET /metrics` and the metrics middleware, and trace every request.
+    """Add `GET /metrics` and the metrics middleware, and trace every request{% if cookiecutter.database == "postgres" %} and every
+    database statement{% endif %}.
 
     Call once, from the application factory, before the application serves requests.
     """
@@ -30,5 +34,10 @@ def setup_observability(app: FastAPI) -> FastAPI:
     setup_metrics(app, settings, checks)
     # Tracing last: its middleware then runs first, so the metrics middleware runs inside the
     # request's span and can attach its trace id as an exemplar.
-    setup_tracing(app, settings)
+    provider = setup_tracing(app, settings)
+{%- if cookiecutter.database == "postgres" %}
+    instrument_database(
+        app.state.database, settings, app.state.metrics_registry, provider.get_tracer(__name__)
+    )
+{%- endif %}
     return app

@@ -73,10 +73,10 @@ class HttpMetrics:
             self._series[key] = series
         requests, duration = series
         requests.inc()
-        duration.observe(seconds, _trace_exemplar())
+        duration.observe(seconds, trace_exemplar())
 
 
-def _trace_exemplar() -> dict[str, str] | None:
+def trace_exemplar() -> dict[str, str] | None:
     span_context = sampled_span_context()
     if span_context is None:
         return None
