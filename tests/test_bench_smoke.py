@@ -20,7 +20,7 @@ from conftest import TEMPLATE_DIR, require_tool
 sys.path.insert(0, str(TEMPLATE_DIR / "bench"))
 import bench
 
-SCENARIOS = {"no", "yes_100", "yes_10", "yes_unreachable"}
+SCENARIOS = {"no", "yes_100", "yes_10", "yes_unreachable", "db_no", "db_yes_100", "db_yes_10"}
 
 
 class _OkOnRoot(http.server.BaseHTTPRequestHandler):
@@ -91,6 +91,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
             {
                 "yes_100_over_no": 0.6,
                 "yes_10_over_no": 0.75,
+                "db_yes_100_over_db_no": 0.75,
+                "db_yes_10_over_db_no": 0.9,
                 "unreachable_over_reachable": 0.95,
                 "unreachable_errors": 0,
                 "memory_growth_mb": 4.9,
@@ -102,6 +104,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
             {
                 "yes_100_over_no": 0.59,
                 "yes_10_over_no": 0.74,
+                "db_yes_100_over_db_no": 0.74,
+                "db_yes_10_over_db_no": 0.89,
                 "unreachable_over_reachable": 0.94,
                 "unreachable_errors": 1,
                 "memory_growth_mb": 5.0,
@@ -110,6 +114,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
             {
                 "yes-100% / no, requests/s",
                 "yes-10% / no, requests/s",
+                "database: yes-100% / no, requests/s",
+                "database: yes-10% / no, requests/s",
                 "exporter down / reachable, requests/s",
                 "error responses while the exporter is down",
                 "memory growth, MB",
@@ -171,7 +177,11 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert scenarios["yes_10"]["spans_per_request"] < scenarios["yes_100"]["spans_per_request"]
     assert scenarios["no"]["spans_per_request"] is None
 
-    assert set(report["figures"]) == {key for _, key, _, _ in bench.TARGETS}
+    # A read from the database makes two spans when sampled: the request's and the statement's.
+    assert scenarios["db_yes_100"]["spans_per_request"] >= 1.9
+    assert scenarios["db_no"]["vs_no"] == 1.0
+    telemetry_costs = {"db_telemetry_cpu_us_per_request_100", "db_telemetry_cpu_us_per_request_10"}
+    assert set(report["figures"]) == {key for _, key, _, _ in bench.TARGETS} | telemetry_costs
     assert [target["target"] for target in report["targets"]] == [t[0] for t in bench.TARGETS]
     assert all(isinstance(target["met"], bool) for target in report["targets"])
     memory = report["memory"]
