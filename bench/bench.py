@@ -52,6 +52,8 @@ WRK_COUNTED = BENCH_DIR / "wrk" / "counted.lua"
 SCHEMA_VERSION = 1
 HOST = "127.0.0.1"
 VARIANTS = ("no", "yes")
+ALWAYS_ON = {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}
+TEN_PERCENT = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 
 # Targets: (title, key among the report's "figures", comparison, threshold).
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
@@ -485,18 +487,13 @@ def measure_database(
     postgres.start()
     try:
         run_in_venv(venvs["no"], ["alembic", "upgrade", "head"], dirs["no"], postgres.environment)
-        always_on = {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}
-        ten_percent = {
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": "0.1",
-        }
         listed = [
             Scenario("db_no", "database: no", "no", {}, baseline="db_no"),
             Scenario(
                 "db_yes_100",
                 "database: yes, 100% sampled",
                 "yes",
-                {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["db_yes_100"].endpoint, **always_on},
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["db_yes_100"].endpoint, **ALWAYS_ON},
                 receivers["db_yes_100"],
                 baseline="db_no",
             ),
@@ -504,7 +501,7 @@ def measure_database(
                 "db_yes_10",
                 "database: yes, 10% sampled",
                 "yes",
-                {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["db_yes_10"].endpoint, **ten_percent},
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["db_yes_10"].endpoint, **TEN_PERCENT},
                 receivers["db_yes_10"],
                 baseline="db_no",
             ),
@@ -720,11 +717,6 @@ def main() -> int:
             logs,
         )
 
-    always_on = {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}
-    ten_percent = {
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0.1",
-    }
     receiver_keys = ("yes_100", "yes_10", "reference", "other", "db_yes_100", "db_yes_10")
     receivers = {key: SpanCounter() for key in receiver_keys}
     try:
@@ -735,14 +727,14 @@ def main() -> int:
                     "yes_100",
                     "yes, 100% sampled",
                     "yes",
-                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_100"].endpoint, **always_on},
+                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_100"].endpoint, **ALWAYS_ON},
                     receivers["yes_100"],
                 ),
                 Scenario(
                     "yes_10",
                     "yes, 10% sampled",
                     "yes",
-                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_10"].endpoint, **ten_percent},
+                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_10"].endpoint, **TEN_PERCENT},
                     receivers["yes_10"],
                 ),
                 Scenario(
@@ -751,7 +743,7 @@ def main() -> int:
                     "yes",
                     {
                         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{nothing_listens}",
-                        **always_on,
+                        **ALWAYS_ON,
                     },
                 ),
             ]
@@ -791,7 +783,7 @@ def main() -> int:
                 results[scenario.key].spans_per_request = round(scenario.receiver.spans / sent, 3)
 
         progress("start-up times")
-        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["other"].endpoint, **always_on}
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["other"].endpoint, **ALWAYS_ON}
         startup_seconds = measure_startup(
             settings,
             {

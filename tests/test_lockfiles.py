@@ -65,22 +65,25 @@ def test_the_lock_names_the_backend_distribution(project: Path) -> None:
     assert [package["name"] for package in editable] == [pyproject["project"]["name"]]
 
 
+def uv_lock_check(project: Path) -> subprocess.CompletedProcess[str]:
+    """`uv lock --check`, offline: a lock that matches its pyproject needs no index."""
+    return subprocess.run(
+        [str(UV), "lock", "--check", "--offline"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 # Every combination of choices, not only the options the hook names: an option that changes
 # the dependencies without being one of LOCK_OPTIONS makes one of these fail.
 @pytest.mark.parametrize("answers", CHOICE_COMBINATIONS, ids=combination_id)
 def test_uv_lock_check_passes_for_every_combination_of_options(
     render_once: Callable[..., Path], answers: dict[str, str]
 ) -> None:
-    backend = render_once(**answers) / "backend"
-    # Offline: a lock that matches its pyproject needs no index to be checked.
-    result = subprocess.run(
-        [str(UV), "lock", "--check", "--offline"],
-        cwd=backend,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = uv_lock_check(render_once(**answers) / "backend")
     assert result.returncode == 0, f"backend/uv.lock is stale for {answers}:\n{result.stderr}"
 
 
@@ -96,12 +99,4 @@ def test_uv_lock_check_fails_for_a_dependency_the_lock_does_not_have(
     pyproject.write_text(
         re.sub(r"dependencies = \[\n", 'dependencies = [\n    "rich",\n', text, count=1)
     )
-    result = subprocess.run(
-        [str(UV), "lock", "--check", "--offline"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
+    assert uv_lock_check(tmp_path).returncode != 0
