@@ -78,15 +78,19 @@ def test_contract_metrics_have_their_label_sets(
     assert [label_names(s["metric"]) for s in active] == [set()]
 
 
+@pytest.mark.parametrize(
+    "histogram",
+    ["http_request_duration_seconds_bucket", "db_client_operation_duration_seconds_bucket"],
+)
 def test_exemplars_carry_the_trace_ids_of_logged_requests(
-    prometheus: PrometheusServer, traffic: Traffic, backend: BackendProcess
+    prometheus: PrometheusServer, traffic: Traffic, backend: BackendProcess, histogram: str
 ) -> None:
     prometheus.wait_for_scrape_after("backend", traffic.finished_at)
     series = prometheus.query_exemplars(
-        'http_request_duration_seconds_bucket{job="backend"}', since=traffic.started_at - 1
+        f'{histogram}{{job="backend"}}', since=traffic.started_at - 1
     )
     exemplars = [exemplar for s in series for exemplar in s["exemplars"]]
-    assert exemplars, "Prometheus stored no exemplar for the duration histogram"
+    assert exemplars, f"Prometheus stored no exemplar for {histogram}"
     assert {label for e in exemplars for label in e["labels"]} == {"trace_id"}
     trace_ids = {e["labels"]["trace_id"] for e in exemplars}
     assert all(TRACE_ID.match(trace_id) for trace_id in trace_ids), trace_ids
