@@ -4,14 +4,23 @@ hook, and matching the rendered pyproject.toml for every combination of the choi
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CHOICE_COMBINATIONS, COOKIECUTTER_JSON, TEMPLATE_DIR, UV, combination_id
+from conftest import (
+    CHOICE_COMBINATIONS,
+    COOKIECUTTER_JSON,
+    DATABASE_AND_OBSERVABILITY,
+    TEMPLATE_DIR,
+    UV,
+    combination_id,
+)
 from test_hooks import VALID, post_gen
 
 LOCKS_DIR = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / post_gen.LOCKFILES_DIR
@@ -100,3 +109,50 @@ def test_uv_lock_check_fails_for_a_dependency_the_lock_does_not_have(
         re.sub(r"dependencies = \[\n", 'dependencies = [\n    "rich",\n', text, count=1)
     )
     assert uv_lock_check(tmp_path).returncode != 0
+
+
+def dockerfile_sync_command(dockerfile: Path) -> list[str]:
+    """The `uv sync` of the Dockerfile's build stage, as its RUN line gives it."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    (run,) = [line for line in text.splitlines() if line.startswith("RUN ") and "uv sync" in line]
+    return run[run.index("uv sync") :].split()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "answers",
+    DATABASE_AND_OBSERVABILITY,
+    ids=[combination_id(a) for a in DATABASE_AND_OBSERVABILITY],
+)
+def test_the_images_uv_sync_installs_from_the_lock_alone(
+    render_once: Callable[..., Path], answers: dict[str, str], tmp_path: Path
+) -> None:
+    """The Dockerfile's own `uv sync --locked` (no Docker here): with only pyproject.toml and
+    uv.lock, as its bind mounts give them, it installs the runtime packages and no dev tool."""
+    backend = render_once(**answers, python_version="3.11") / "backend"
+    build = tmp_path / "build"
+    build.mkdir()
+    for name in ("pyproject.toml", "uv.lock"):
+        (build / name).write_bytes((backend / name).read_bytes())
+    command = dockerfile_sync_command(backend / "Dockerfile")
+    assert command[:3] == ["uv", "sync", "--locked"], command
+    venv = tmp_path / "venv"
+    environment = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": sys.executable}
+    result = subprocess.run(
+        [str(UV), *command[1:]],
+        cwd=build,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    installed = {
+        path.name.split("-")[0].lower()
+        for path in venv.glob("lib/python*/site-packages/*.dist-info")
+    }
+    assert {"fastapi", "uvicorn"} <= installed
+    assert not installed & {"pytest", "mypy", "ruff"}, "dev tools in the image"
+    assert ("sqlalchemy" in installed) is (answers["database"] == "postgres")
+    assert ("opentelemetry_sdk" in installed) is (answers["include_observability"] == "yes")
