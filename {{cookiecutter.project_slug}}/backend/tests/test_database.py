@@ -138,6 +138,17 @@ def test_a_request_needing_the_database_is_503_with_its_request_id_and_no_secret
         assert secret not in everything
 
 
+def test_an_os_error_of_other_code_stays_a_500(app: FastAPI) -> None:
+    """Only the database's failures are 503s: a file missing elsewhere is a bug."""
+
+    async def reads_a_file() -> None:
+        raise FileNotFoundError("no such file")
+
+    app.add_api_route("/test/file", reads_a_file)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/test/file").status_code == 500
+
+
 def run_in_one_loop(
     settings: Settings, scenario: Callable[[FastAPI, httpx2.AsyncClient], Awaitable[None]]
 ) -> None:

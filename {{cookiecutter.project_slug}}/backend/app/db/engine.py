@@ -2,10 +2,12 @@
 disposed when the application stops."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import URL, text
+from sqlalchemy import URL, event, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,7 +33,7 @@ def database_url(settings: Settings) -> URL:
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine with a bounded pool; it connects on first use, not here."""
     statement_timeout_ms = round(settings.database_statement_timeout * 1000)
-    return create_async_engine(
+    engine = create_async_engine(
         database_url(settings),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
@@ -47,6 +49,22 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    event.listen(engine.sync_engine, "do_connect", connect_or_fail_as_the_driver)
+    return engine
+
+
+def connect_or_fail_as_the_driver(
+    dialect: Dialect, connection_record: object, cargs: Any, cparams: Any
+) -> Any:
+    """Connect; a refused or timed-out connection raises what the driver's errors arrive as.
+
+    The driver lets those out as plain OSError and TimeoutError, which any other code raises
+    too: as an OperationalError, the API can tell a database that is down from a bug.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as error:
+        raise OperationalError("connect", None, error) from error
 
 
 class Database:

@@ -13,9 +13,6 @@ from app.request_context import current_request_ids
 
 logger = logging.getLogger("app.db")
 
-# What the database's failures arrive as besides the driver's errors: a pool checkout that
-# timed out, and a connection attempt refused or timed out before the driver had one.
-UNAVAILABLE: tuple[type[Exception], ...] = (PoolTimeoutError, OSError, TimeoutError)
 # SQLSTATE classes of a database that cannot serve now, not of a wrong statement: connection
 # exceptions (08), insufficient resources (53) and operator intervention (57, which includes
 # 57014, a statement cancelled by statement_timeout).
@@ -57,6 +54,7 @@ async def database_unavailable(request: Request, error: Exception) -> JSONRespon
 
 
 def add_database_error_handlers(app: FastAPI) -> None:
+    # Every failure is a driver error (a refused connection too: app/db/engine.py raises it
+    # as one), or a checkout that waited past the pool timeout.
     app.add_exception_handler(DBAPIError, driver_error)
-    for failure in UNAVAILABLE:
-        app.add_exception_handler(failure, database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, database_unavailable)
