@@ -32,8 +32,8 @@ def venv_tool(name: str) -> str:
     return require_tool(str(VENV_BIN / name), "pip install --group test")
 
 
-def test_ruff_check_passes_on_rendered_python(project: Path) -> None:
-    assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=project))
+def test_ruff_check_passes_on_rendered_python(combination: Path) -> None:
+    assert_passes(run([venv_tool("ruff"), "check", "--no-cache", "."], cwd=combination))
 
 
 def test_ruff_passes_with_the_longest_names_allowed(render_once: Callable[..., Path]) -> None:
@@ -43,8 +43,10 @@ def test_ruff_passes_with_the_longest_names_allowed(render_once: Callable[..., P
     assert_passes(run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=longest))
 
 
-def test_ruff_format_leaves_rendered_python_unchanged(project: Path) -> None:
-    assert_passes(run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=project))
+def test_ruff_format_leaves_rendered_python_unchanged(combination: Path) -> None:
+    assert_passes(
+        run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=combination)
+    )
 
 
 def test_pre_commit_ruff_hooks_pass_on_every_rendered_python_file(

@@ -34,10 +34,12 @@ def setup_observability(app: FastAPI) -> FastAPI:
     setup_metrics(app, settings, checks)
     # Tracing last: its middleware then runs first, so the metrics middleware runs inside the
     # request's span and can attach its trace id as an exemplar.
-    provider = setup_tracing(app, settings)
 {%- if cookiecutter.database == "postgres" %}
+    provider = setup_tracing(app, settings)
     instrument_database(
         app.state.database, settings, app.state.metrics_registry, provider.get_tracer(__name__)
     )
+{%- else %}
+    setup_tracing(app, settings)
 {%- endif %}
     return app
