@@ -44,9 +44,7 @@ def test_ruff_passes_with_the_longest_names_allowed(render_once: Callable[..., P
 
 
 def test_ruff_format_leaves_rendered_python_unchanged(combination: Path) -> None:
-    assert_passes(
-        run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=combination)
-    )
+    assert_passes(run([venv_tool("ruff"), "format", "--check", "--no-cache", "."], cwd=combination))
 
 
 def test_pre_commit_ruff_hooks_pass_on_every_rendered_python_file(
