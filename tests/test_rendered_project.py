@@ -89,11 +89,29 @@ def test_rendered_project_passes_its_own_checks(
         assert "Success: no issues found" in result.stdout, result.stdout
 
 
+@pytest.fixture(
+    scope="module",
+    params=[answers for answers in DATABASE_AND_OBSERVABILITY if answers["database"] == "postgres"],
+    ids=combination_id,
+)
+def installed_postgres_project(
+    request: pytest.FixtureRequest, render_once: Callable[..., Path]
+) -> Path:
+    """The postgres combinations of `installed_project` (the same renders: installing them
+    again takes uv a second)."""
+    project = render_once(
+        **request.param,
+        python_version=PYTHON_VERSION,
+        project_name=f"Installed {combination_id(request.param)}",
+    )
+    make(project, "install", timeout=INSTALL_TIMEOUT)
+    return project
+
+
 def test_make_test_says_which_database_it_could_not_reach(
-    installed_project: Path, request: pytest.FixtureRequest
+    installed_postgres_project: Path,
 ) -> None:
-    if not database_environment(installed_project, request):
-        return
+    installed_project = installed_postgres_project
     with closed_port() as port:
         environment = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(port)}
         result = run_make(installed_project, "test", timeout=CHECK_TIMEOUT, environment=environment)
