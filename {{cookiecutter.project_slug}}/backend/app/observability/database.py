@@ -39,7 +39,8 @@ OTHER_OPERATION = "OTHER"
 # The table a statement names first, for the span only (its name and db.collection.name).
 COLLECTION = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)\"?", re.IGNORECASE)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# Where a statement's start and span wait for its end, on SQLAlchemy's execution context.
+# Where a statement's start (time and operation) and span wait for its end, on SQLAlchemy's
+# execution context.
 STARTED = "_observability_started"
 SPAN = "_observability_span"
 FAILED = "observability_failed"
@@ -103,10 +104,18 @@ class DatabaseMetrics:
             "Transactions rolled back after a statement in them failed.",
             registry=registry,
         )
-        # Every operation's series from the start, so a rate is 0 rather than missing.
-        for operation in (*sorted(OPERATIONS), OTHER_OPERATION):
-            self.duration.labels(operation)
-            self.slow.labels(operation)
+        # Every operation's series from the start, so a rate is 0 rather than missing, and
+        # resolved once: finding a label's child costs more than updating it.
+        self._series = {
+            operation: (self.duration.labels(operation), self.slow.labels(operation))
+            for operation in (*sorted(OPERATIONS), OTHER_OPERATION)
+        }
+
+    def observe(self, operation: str, seconds: float, slow: bool) -> None:
+        duration, slow_count = self._series[operation]
+        duration.observe(seconds, trace_exemplar())
+        if slow:
+            slow_count.inc()
 
 
 def time_checkouts(database: Database, metrics: DatabaseMetrics) -> None:
@@ -160,11 +169,11 @@ def instrument_database(
         context: ExecutionContext,
         executemany: bool,
     ) -> None:
-        setattr(context, STARTED, time.perf_counter())
+        operation = operation_of(statement)
+        setattr(context, STARTED, (time.perf_counter(), operation))
         # Only inside a sampled request: probes, scrapes and pool pings make no span.
         if not trace.get_current_span().is_recording():
             return
-        operation = operation_of(statement)
         attributes: dict[str, Any] = {
             **base_attributes,
             db_attributes.DB_OPERATION_NAME: operation,
@@ -176,15 +185,13 @@ def instrument_database(
             name = f"{operation} {collection[1]}"
         setattr(context, SPAN, tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes))
 
-    def finish(context: ExecutionContext, statement: str, error: BaseException | None) -> None:
-        started: float | None = getattr(context, STARTED, None)
-        if started is None:
+    def finish(context: ExecutionContext, error: BaseException | None) -> None:
+        start: tuple[float, str] | None = getattr(context, STARTED, None)
+        if start is None:
             return
+        started, operation = start
         seconds = time.perf_counter() - started
-        operation = operation_of(statement)
-        metrics.duration.labels(operation).observe(seconds, trace_exemplar())
-        if seconds >= slow_seconds:
-            metrics.slow.labels(operation).inc()
+        metrics.observe(operation, seconds, seconds >= slow_seconds)
         span: trace.Span | None = getattr(context, SPAN, None)
         if span is None:
             return
@@ -205,12 +212,12 @@ def instrument_database(
         context: ExecutionContext,
         executemany: bool,
     ) -> None:
-        finish(context, statement, None)
+        finish(context, None)
 
     def failed(exception_context: ExceptionContext) -> None:
         context = exception_context.execution_context
-        if context is not None and exception_context.statement is not None:
-            finish(context, exception_context.statement, exception_context.original_exception)
+        if context is not None:
+            finish(context, exception_context.original_exception)
         if exception_context.connection is not None:
             exception_context.connection.info[FAILED] = True
 
