@@ -19,6 +19,10 @@ from alembic.config import Config
 {%- endif %}
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+{%- if cookiecutter.include_observability == "yes" %}
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+{%- endif %}
 {%- if postgres %}
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -114,6 +118,16 @@ def app(settings: Settings) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as client:
         yield client
+{%- if cookiecutter.include_observability == "yes" %}
+
+
+@pytest.fixture
+def spans(app: FastAPI) -> InMemorySpanExporter:
+    """Every span the app finishes, kept in memory."""
+    exporter = InMemorySpanExporter()
+    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+{%- endif %}
 
 
 def capture_json_logs() -> LogLines:

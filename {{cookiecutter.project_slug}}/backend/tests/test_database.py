@@ -2,7 +2,6 @@
 server-side timestamps, persistence), and what a failing database makes of a request."""
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +20,7 @@ from app.db.engine import Session
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import BACKEND_DIR, capture_json_logs
+from tests.test_server import free_port
 
 
 def test_the_migrations_create_exactly_the_models(test_database: str) -> None:
@@ -100,10 +100,7 @@ def unreachable(settings: Settings, unused_port: int) -> Settings:
 @pytest.fixture
 def unused_port() -> int:
     """A port nothing listens on: connections to it are refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_port()
 
 
 def test_without_a_database_the_service_lives_but_is_not_ready(

@@ -1,15 +1,12 @@
 """The database's spans and metrics: one CLIENT span per statement under the request's span,
 with the stable conventions and no bound value, and the pool and statement metrics."""
 
-import asyncio
 import re
 
 import httpx2
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
@@ -17,16 +14,10 @@ from sqlalchemy import text
 from app.db.engine import Session
 from app.main import create_app
 from app.settings import Settings
+from tests.test_database import run_in_one_loop
 from tests.test_metrics import samples
 
 SECRET_NAME = "a name that must stay out of every span"  # noqa: S105 (not a password)
-
-
-@pytest.fixture
-def spans(app: FastAPI) -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
 
 
 def database_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
@@ -144,30 +135,26 @@ def test_the_pool_shows_its_connections_waits_and_timeouts(settings: Settings) -
         update={"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 0.2}
     )
 
-    async def scenario() -> None:
-        app = create_app(one)
+    async def scenario(app: FastAPI, client: httpx2.AsyncClient) -> None:
         registry = app.state.metrics_registry  # read directly: a scrape would ping the pool
 
         def metric(name: str, **labels: str) -> float | None:
             found: float | None = registry.get_sample_value(name, labels)
             return found
 
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
-            held = await app.state.database.engine.connect()
-            try:
-                assert metric("db_client_connections", state="used") == 1
-                assert metric("db_client_connections_max") == 1
-                assert (await client.get("/api/v1/items")).status_code == 503
-                assert metric("db_client_connection_timeouts_total") == 1
-            finally:
-                await held.close()
-            assert (await client.get("/api/v1/items")).status_code == 200
-            assert metric("db_client_connections", state="used") == 0
-            assert metric("db_client_connections", state="idle") == 1
+        held = await app.state.database.engine.connect()
+        try:
+            assert metric("db_client_connections", state="used") == 1
+            assert metric("db_client_connections_max") == 1
+            assert (await client.get("/api/v1/items")).status_code == 503
             assert metric("db_client_connection_timeouts_total") == 1
-            # The held checkout, the one that gave up and the one that followed.
-            assert metric("db_client_connection_wait_seconds_count") == 3
-        await app.state.database.dispose()
+        finally:
+            await held.close()
+        assert (await client.get("/api/v1/items")).status_code == 200
+        assert metric("db_client_connections", state="used") == 0
+        assert metric("db_client_connections", state="idle") == 1
+        assert metric("db_client_connection_timeouts_total") == 1
+        # The held checkout, the one that gave up and the one that followed.
+        assert metric("db_client_connection_wait_seconds_count") == 3
 
-    asyncio.run(scenario())
+    run_in_one_loop(one, scenario)

@@ -27,13 +27,6 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
 
 
-@pytest.fixture
-def spans(app: FastAPI) -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
 def server_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     """The finished SERVER spans{% if cookiecutter.database == "postgres" %}, without the database's CLIENT spans{% endif %}."""
     return [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER]
