@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import COMPOSE_BINARY, TEMPLATE_DIR, env_keys, require_tool, resolved_compose
+from conftest import (
+    COMPOSE_BINARY,
+    DATABASE_AND_OBSERVABILITY,
+    TEMPLATE_DIR,
+    env_keys,
+    require_tool,
+    resolved_compose,
+)
 
 VENV_BIN = Path(sys.executable).parent
 YAMLLINT_CONFIG = TEMPLATE_DIR / "tests" / "yamllint.yml"
@@ -183,26 +190,22 @@ def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project
     assert_passes(result)
 
 
-def test_workflows_match_the_github_workflow_schema(project_yes: Path, project_no: Path) -> None:
-    workflows = [
-        TEMPLATE_DIR / ".github/workflows/ci.yml",
-        project_yes / ".github/workflows/ci.yml",
-        project_no / ".github/workflows/ci.yml",
-    ]
-    command = [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows"]
-    assert_passes(run([*command, *workflows]))
-
-
-def test_dependabot_configurations_match_the_dependabot_schema(
-    project_yes: Path, project_no: Path
+@pytest.mark.parametrize(
+    ("schema", "relative"),
+    [
+        ("vendor.github-workflows", ".github/workflows/ci.yml"),
+        ("vendor.dependabot", ".github/dependabot.yml"),
+    ],
+    ids=["workflow", "dependabot"],
+)
+def test_github_files_match_their_published_schemas(
+    render_once: Callable[..., Path], schema: str, relative: str
 ) -> None:
-    configurations = [
-        TEMPLATE_DIR / ".github/dependabot.yml",
-        project_yes / ".github/dependabot.yml",
-        project_no / ".github/dependabot.yml",
-    ]
-    command = [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot"]
-    assert_passes(run([*command, *configurations]))
+    """This repository's file and each database/observability combination's."""
+    files = [TEMPLATE_DIR / relative]
+    files += [render_once(**answers) / relative for answers in DATABASE_AND_OBSERVABILITY]
+    command = [venv_tool("check-jsonschema"), "--builtin-schema", schema]
+    assert_passes(run([*command, *files]))
 
 
 def test_dockerfile_passes_hadolint(project: Path) -> None:

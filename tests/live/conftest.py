@@ -32,12 +32,15 @@ def live_project(render_once: Callable[..., Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_venv(
-    live_project: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    cache = request.config.cache  # None under `-p no:cacheprovider`: build it every session
-    cache_root = cache.mkdir("live-backend-venv") if cache else tmp_path_factory.mktemp("venv")
-    return backend_venv(live_project / "backend", cache_root)
+def venv_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the rendered backends' virtualenvs are kept between sessions."""
+    cache = request.config.cache  # None under `-p no:cacheprovider`: build them every session
+    return cache.mkdir("live-backend-venv") if cache else tmp_path_factory.mktemp("venv")
+
+
+@pytest.fixture(scope="session")
+def live_venv(live_project: Path, venv_cache: Path) -> Path:
+    return backend_venv(live_project / "backend", venv_cache)
 
 
 @pytest.fixture(scope="session")

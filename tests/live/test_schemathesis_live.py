@@ -28,12 +28,11 @@ def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
     render_once: Callable[..., Path],
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
+    venv_cache: Path,
 ) -> None:
     project = render_once(**answers, python_version="3.11")
     backend_dir = project / "backend"
-    cache = request.config.cache
-    venvs = cache.mkdir("live-backend-venv") if cache else tmp_path_factory.mktemp("venv")
-    venv = backend_venv(backend_dir, venvs)
+    venv = backend_venv(backend_dir, venv_cache)
     environment = compose_environment(project, "backend")
     if answers["database"] == "postgres":
         postgres: Any = request.getfixturevalue("postgres")
