@@ -20,10 +20,11 @@ RENDERED_ANSWERS = r"""{{ cookiecutter | jsonify }}"""
 # The answer that switches each optional feature on.
 FEATURES: dict[str, str] = {"include_observability": "yes", "database": "postgres"}
 
-# The one list of what each switched-off feature leaves behind; tests/test_hooks.py
-# checks it against the rendered trees of every value.
-PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
-    "include_observability": (
+# The one list of what only one answer keeps: every path here is rendered, and removed unless
+# its option has the value it is listed under. tests/test_hooks.py checks it against the
+# rendered trees of every value.
+KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
+    ("include_observability", "yes"): (
         "observability",
         "backend/app/observability",
         "backend/tests/test_metrics.py",
@@ -31,7 +32,7 @@ PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
         "backend/tests/test_database_observability.py",
     ),
     # With the stack on, the database's telemetry goes too.
-    "database": (
+    ("database", "postgres"): (
         "backend/app/db",
         "backend/alembic.ini",
         "backend/migrations",
@@ -42,6 +43,8 @@ PRUNE_WHEN_DISABLED: dict[str, tuple[str, ...]] = {
         "observability/prometheus/rules/database-alerts.yml",
         "observability/prometheus/rules/tests/database-alerts.test.yml",
     ),
+    ("log_collector", "promtail"): ("observability/promtail",),
+    ("log_collector", "alloy"): ("observability/alloy",),
 }
 
 # The template keeps one uv lockfile per set of backend dependencies, named by the answers
@@ -65,17 +68,17 @@ def is_enabled(answers: Mapping[str, object], option: str) -> bool:
 
 
 def paths_to_prune(answers: Mapping[str, object]) -> list[str]:
-    """Relative paths that the switched-off options in `answers` must not leave behind."""
+    """Relative paths that the answers in `answers` must not leave behind."""
     return [
         path
-        for option, paths in PRUNE_WHEN_DISABLED.items()
-        if not is_enabled(answers, option)
+        for (option, value), paths in KEPT_ONLY_WHEN.items()
+        if answers.get(option) != value
         for path in paths
     ]
 
 
 def prune(project_dir: Path, answers: Mapping[str, object]) -> list[Path]:
-    """Remove what the disabled options do not need; returns the paths removed."""
+    """Remove what the answers do not need; returns the paths removed."""
     removed = []
     for relative in paths_to_prune(answers):
         path = project_dir / relative

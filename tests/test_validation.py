@@ -54,8 +54,18 @@ def test_bad_answer_fails_naming_the_variable_and_leaves_nothing(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("python_version", "2.7"), ("include_observability", "maybe"), ("database", "sqlite")],
-    ids=["python_version='2.7'", "include_observability='maybe'", "database='sqlite'"],
+    [
+        ("python_version", "2.7"),
+        ("include_observability", "maybe"),
+        ("database", "sqlite"),
+        ("log_collector", "fluentd"),
+    ],
+    ids=[
+        "python_version='2.7'",
+        "include_observability='maybe'",
+        "database='sqlite'",
+        "log_collector='fluentd'",
+    ],
 )
 def test_a_value_outside_a_choice_is_refused_before_rendering(
     tmp_path: Path, variable: str, value: str
