@@ -71,6 +71,45 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
+# What Grafana's Tempo datasource asks Prometheus for a service map: each of these series with
+# the target's selector, summed by client and server.
+SERVICE_MAP_SERIES = (
+    "traces_service_graph_request_total",
+    "traces_service_graph_request_failed_total",
+    "traces_service_graph_request_server_seconds_sum",
+    "traces_service_graph_request_server_seconds_bucket",
+)
+
+
+def _service_map_queries(
+    panel: dict[str, Any], target: dict[str, Any], values: dict[str, str]
+) -> list[Query]:
+    selectors = target.get("serviceMapQuery") or ["{}"]
+    if isinstance(selectors, str):
+        selectors = [selectors]
+    return [
+        Query(
+            source=panel["title"],
+            ref_id=target["refId"],
+            datasource_type="prometheus",
+            datasource_uid=(target.get("datasource") or panel["datasource"])["uid"],
+            language="promql",
+            template=selector,
+            expr=f"sum by (client, server) (rate({series}{substitute(selector, values)}[1h]))",
+        )
+        for selector in selectors
+        for series in SERVICE_MAP_SERIES
+    ]
+
+
+def _target_queries(
+    panel: dict[str, Any], target: dict[str, Any], values: dict[str, str]
+) -> list[Query]:
+    if target.get("queryType") == "serviceMap":
+        return _service_map_queries(panel, target, values)
+    return [_target_query(panel, target, values)]
+
+
 def _target_query(panel: dict[str, Any], target: dict[str, Any], values: dict[str, str]) -> Query:
     datasource = target.get("datasource") or panel["datasource"]
     language = LANGUAGE_BY_DATASOURCE[datasource["type"]]
@@ -111,14 +150,16 @@ def _variable_query(variable: dict[str, Any], values: dict[str, str]) -> Query:
 def dashboard_queries(path: Path) -> list[Query]:
     """The queries of the panels and of the query variables of the dashboard at `path`.
 
-    A variable query's `ref_id` is the label whose values it lists.
+    A variable query's `ref_id` is the label whose values it lists; a Tempo service map is
+    the PromQL Grafana sends for it.
     """
     dashboard = json.loads(path.read_text(encoding="utf-8"))
     values = variable_values(dashboard)
     queries = [
-        _target_query(panel, target, values)
+        query
         for panel in panels(dashboard)
         for target in panel.get("targets", [])
+        for query in _target_queries(panel, target, values)
     ]
     queries += [
         _variable_query(variable, values)

@@ -19,14 +19,17 @@ import jsonschema
 import pytest
 import yaml
 from conftest import TEMPLATE_DIR, require_tool
+from contract import contract_section, loki_labels
 from dashboard_queries import Query, dashboard_queries, panels
 
 JS_DIR = TEMPLATE_DIR / "tests" / "js"
 SCHEMA_FILE = JS_DIR / "dashboard.schema.json"
-CONTRACT = (TEMPLATE_DIR / "docs" / "contract.md").read_text(encoding="utf-8")
-DASHBOARD = Path("observability/grafana/dashboards/backend-service.json")
-# Every provisioned dashboard: the generic checks below run on each (database=postgres adds one).
-DASHBOARDS = [DASHBOARD, Path("observability/grafana/dashboards/database.json")]
+DASHBOARDS_DIR = Path("observability/grafana/dashboards")
+DASHBOARD = DASHBOARDS_DIR / "backend-service.json"
+# Every provisioned dashboard, named by its uid: the generic checks below run on each
+# (database=postgres adds `database`).
+DASHBOARD_UIDS = ["backend-service", "database", "slo", "log-explorer", "trace-explorer"]
+DASHBOARDS = [DASHBOARDS_DIR / f"{uid}.json" for uid in DASHBOARD_UIDS]
 DASHBOARD_PROVIDERS = Path("observability/grafana/provisioning/dashboards/dashboards.yml")
 DATASOURCES = Path("observability/grafana/provisioning/datasources")
 
@@ -41,7 +44,10 @@ LOG_FIELDS = {
 FLATTENED_ERROR_FIELDS = {"error_type", "error_message", "error_stack"}
 # The backend's service.name (SERVICE_NAME in docs/contract.md) is its only resource
 # attribute the dashboard relies on.
-TRACE_ATTRIBUTES = {"resource.service.name", "span.db.system.name"}
+TRACE_ATTRIBUTES = {
+    "resource.service.name", "span.db.system.name",
+    "span.http.route", "span.http.response.status_code", "span.url.path",
+}  # fmt: skip
 # What docs/contract.md calls `process_*` and `python_*`: prometheus-client's default
 # Process, Platform and GC collectors.
 DEFAULT_COLLECTOR_METRICS = {
@@ -55,13 +61,6 @@ TARGET_LABELS = {"job", "instance"}
 
 
 # --- docs/contract.md -----------------------------------------------------------------
-
-
-def contract_section(title: str) -> str:
-    """The body of the section whose heading starts with `title`."""
-    match = re.search(rf"^## {re.escape(title)}[^\n]*\n(.*?)(?=^## |\Z)", CONTRACT, re.M | re.S)
-    assert match, f"docs/contract.md has no section {title!r}"
-    return match.group(1)
 
 
 @dataclass(frozen=True)
@@ -94,18 +93,20 @@ def contract_metrics() -> ContractMetrics:
                 labels[f"{name}_sum"] = labels[f"{name}_count"] = own_labels
             else:
                 labels[name] = own_labels
-    generator = re.search(r"metrics generator writes (.+?) through", contract_section("Prometheus"))
-    assert generator, "docs/contract.md no longer names Tempo's span metrics"
-    span_labels = set(re.findall(r"\(labels ([^)]+)\)", generator.group(1))[0].split("`")[1::2])
-    for name in re.findall(r"`(traces_\w+)`", generator.group(1)):
-        labels[name] = span_labels | ({"le"} if name.endswith("_bucket") else set())
+    # The SLO rules' recorded series: `le` only on the latency threshold.
+    for name in re.findall(r"`(job:\w+:\w+)`", contract_section("Prometheus")):
+        labels[name] = {"job", "slo"} | ({"le"} if name.endswith(":seconds") else set())
+    generator = re.search(
+        r"metrics generator writes through remote write:\n(.+?)(?=^- |\Z)",
+        contract_section("Prometheus"),
+        re.M | re.S,
+    )
+    assert generator, "docs/contract.md no longer names Tempo's generated metrics"
+    for item in re.findall(r"^  - (.+?)(?=^  - |\Z)", generator.group(1), re.M | re.S):
+        own_labels = set(re.findall(r"\(labels ([^)]+)\)", item)[0].split("`")[1::2])
+        for name in re.findall(r"`(traces_\w+)`", item):
+            labels[name] = own_labels | ({"le"} if name.endswith("_bucket") else set())
     return ContractMetrics(labels, tuple(prefixes))
-
-
-def loki_labels() -> set[str]:
-    line = re.search(r"^- Labels: (.+)$", contract_section("Loki"), re.M)
-    assert line, "docs/contract.md no longer lists the Loki labels"
-    return set(re.findall(r"`(\w+)`", line.group(1).split(".")[0]))
 
 
 def test_contract_lists_every_log_field_this_test_allows() -> None:
@@ -118,7 +119,14 @@ def test_contract_parsing_finds_the_documented_names() -> None:
     assert metrics.labels["http_requests_total"] == {"method", "endpoint", "status"}
     assert metrics.labels["http_request_duration_seconds_bucket"] == {"method", "endpoint", "le"}
     assert metrics.labels["traces_spanmetrics_calls_total"] >= {"service", "span_name"}
+    assert metrics.labels["traces_service_graph_request_total"] == {
+        "client",
+        "server",
+        "connection_type",
+    }
     assert metrics.known("process_resident_memory_bytes")
+    assert metrics.labels["job:slo_error_budget_remaining:ratio"] == {"job", "slo"}
+    assert metrics.known("job:slo_errors_per_request:ratio_rate30d")
     assert not metrics.known("http_requests") and not metrics.known("request_latency_seconds")
     assert not metrics.known("process_resident_memory")
     assert loki_labels() == {"service", "container", "level"}
@@ -238,6 +246,30 @@ def test_dashboard_is_copied_verbatim(project_yes: Path, any_dashboard_path: Pat
 def test_every_dashboard_file_is_one_of_the_checked_ones(project_yes: Path) -> None:
     folder = project_yes / DASHBOARD.parent
     assert sorted(folder.glob("*.json")) == sorted(project_yes / path for path in DASHBOARDS)
+
+
+def contract_dashboards() -> dict[str, str]:
+    """uid -> title, from the dashboards table of docs/contract.md's Grafana section."""
+    rows = re.findall(r"^\s*\| `([a-z-]+)` \| `([^`]+)` \|", contract_section("Grafana"), re.M)
+    assert rows, "docs/contract.md no longer lists the dashboards"
+    return dict(rows)
+
+
+def test_dashboards_have_the_contract_uids_and_titles(project_yes: Path) -> None:
+    titles = contract_dashboards()
+    assert set(titles) | {"database"} == set(DASHBOARD_UIDS)
+    for uid, title in titles.items():
+        dashboard = json.loads((project_yes / DASHBOARDS_DIR / f"{uid}.json").read_text())
+        assert (dashboard["uid"], dashboard["title"]) == (uid, title)
+
+
+def test_the_dashboards_link_to_each_other_keeping_time_and_variables(project_yes: Path) -> None:
+    linked = set(contract_dashboards())
+    for uid in linked:
+        dashboard = json.loads((project_yes / DASHBOARDS_DIR / f"{uid}.json").read_text())
+        links = dashboard["links"]
+        assert {link["url"] for link in links} == {f"/d/{other}" for other in linked - {uid}}, uid
+        assert all(link["keepTime"] and link["includeVars"] for link in links), uid
 
 
 def test_the_database_dashboard_links_back_and_has_its_panels(project_yes: Path) -> None:
@@ -579,3 +611,49 @@ def test_promtool_check_catches_a_function_prometheus_lacks(tmp_path: Path) -> N
     result = promtool_check(["no_such_function(rate(http_requests_total[1m]))"], tmp_path)
     assert result.returncode != 0
     assert "no_such_function" in result.stdout + result.stderr
+
+
+# --- the SLO dashboard against the SLO rules ---------------------------------------------
+
+BURN_CONDITION = re.compile(
+    r"job:slo_errors_per_request:ratio_rate(\w+)\s*>\s*on \(job, slo\) \(([\d.]+) \*"
+)
+
+
+def slo_alerts(project: Path) -> dict[str, tuple[set[str], float]]:
+    """Each burn-rate alert of backend-slos.yml: its two windows and its burn rate."""
+    rules = yaml.safe_load(
+        (project / "observability/prometheus/rules/backend-slos.yml").read_text(encoding="utf-8")
+    )
+    alerts = {}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                conditions = BURN_CONDITION.findall(rule["expr"])
+                assert len(conditions) == 2, rule["alert"]
+                (factor,) = {float(factor) for _, factor in conditions}
+                alerts[rule["alert"]] = ({window for window, _ in conditions}, factor)
+    return alerts
+
+
+def test_each_burn_rate_panel_shows_its_alert_windows_against_its_threshold(
+    project_yes: Path,
+) -> None:
+    slo = json.loads((project_yes / DASHBOARDS_DIR / "slo.json").read_text(encoding="utf-8"))
+    alerts = slo_alerts(project_yes)
+    assert len(alerts) == 4
+    for alert, (windows, factor) in alerts.items():
+        (panel,) = [p for p in panels(slo) if p["title"].startswith(f"{alert}:")]
+        shown = {
+            window
+            for target in panel["targets"]
+            for window in re.findall(r"ratio_rate(\w+)\{", target["expr"])
+        }
+        assert shown == windows, alert
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [step["value"] for step in steps[1:]] == [factor], alert
+    (conditions,) = [p for p in panels(slo) if p["title"] == "Burn-rate alert conditions"]
+    for target in conditions["targets"]:
+        windows = set(re.findall(r"ratio_rate(\w+)\{", target["expr"]))
+        factors = {float(f) for f in re.findall(r"> bool ([\d.]+)", target["expr"])}
+        assert (windows, factors.pop()) in alerts.values() and not factors, target["expr"]

@@ -11,25 +11,25 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import require_tool, resolved_compose
+from alloy_syntax import AlloySyntaxError, Block, parse, references
+from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR, require_tool, resolved_compose
+from contract import contract_section, loki_labels, structured_metadata_keys
 
 BACKEND_PORT = 8000  # the default answer
-STACK_SERVICES = {"prometheus", "loki", "promtail", "tempo", "grafana"}
-SCRAPE_JOBS = {"backend", "prometheus", "loki", "promtail", "tempo", "grafana"}
+LOG_COLLECTORS = COOKIECUTTER_JSON["log_collector"]
+CORE_STACK = {"prometheus", "loki", "tempo", "grafana"}
 DATASOURCE_UIDS = {"prometheus", "loki", "tempo"}
 EXEMPLAR_LABEL = "trace_id"
-ALERTS = {
-    "BackendTargetMissing",
-    "BackendHighErrorRatio",
-    "BackendHighLatencyP95",
-    "BackendNotReady",
-}
+ALERTS = {"BackendTargetMissing", "BackendNotReady"}
+# The multiwindow, multi-burn-rate alerts of backend-slos.yml, named by their long window.
+SLO_ALERTS = {f"BackendErrorBudgetBurn{window}" for window in ("1h", "6h", "1d", "3d")}
 # database=postgres adds its own file of alerts (database-alerts.yml).
 DATABASE_ALERTS = {"DatabasePoolExhausted", "DatabaseNotReady", "DatabaseSlowStatementsSurging"}
 # Images with an HTTP probe tool: busybox wget in Prometheus's, curl in Grafana's. Loki 3.7
@@ -69,13 +69,12 @@ def listening_ports(project: Path) -> dict[str, set[int]]:
     }
     loki = load(project / "observability/loki/loki.yml")
     tempo = load(project / "observability/tempo/tempo.yml")
-    promtail = load(project / "observability/promtail/promtail.yml")
     otlp = tempo["distributor"]["receivers"]["otlp"]["protocols"]
     return {
         "backend": backend_ports,
         "prometheus": {9090},  # the image's default --web.listen-address
         "loki": {loki["server"]["http_listen_port"]},
-        "promtail": {promtail["server"]["http_listen_port"]},
+        **collector_ports(project, compose_file),
         "tempo": {
             tempo["server"]["http_listen_port"],
             host_port(otlp["grpc"]["endpoint"])[1],
@@ -116,12 +115,38 @@ def datasource_references(node: Any) -> Iterator[str]:
             yield from datasource_references(item)
 
 
+def collector_of(compose_file: dict[str, Any]) -> str:
+    (collector,) = set(LOG_COLLECTORS) & set(compose_file["services"])
+    return collector
+
+
+def collector_ports(project: Path, compose_file: dict[str, Any]) -> dict[str, set[int]]:
+    """The log collector's HTTP port: Promtail's from its config, Alloy's from its flags."""
+    collector = collector_of(compose_file)
+    if collector == "promtail":
+        promtail = load(project / "observability/promtail/promtail.yml")
+        return {"promtail": {promtail["server"]["http_listen_port"]}}
+    (address,) = [
+        flag.split("=", 1)[1]
+        for flag in compose_file["services"]["alloy"]["command"]
+        if flag.startswith("--server.http.listen-addr=")
+    ]
+    return {"alloy": {host_port(address)[1]}}
+
+
 @pytest.fixture(scope="module")
-def stack(project_yes: Path) -> dict[str, Any]:
-    observability = project_yes / "observability"
+def stack(project_with_collector: Path) -> dict[str, Any]:
+    """The "yes" defaults' stack configs, once with each log collector."""
+    project = project_with_collector
+    observability = project / "observability"
+    compose_file = load(project / "compose.yml")
+    collector = collector_of(compose_file)
     return {
-        "compose": load(project_yes / "compose.yml"),
-        "resolved": resolved_compose(project_yes),
+        "project": project,
+        "collector": collector,
+        "services": CORE_STACK | {collector},
+        "compose": compose_file,
+        "resolved": resolved_compose(project),
         "prometheus": load(observability / "prometheus/prometheus.yml"),
         "rules": {
             "groups": [
@@ -131,7 +156,6 @@ def stack(project_yes: Path) -> dict[str, Any]:
             ]
         },
         "loki": load(observability / "loki/loki.yml"),
-        "promtail": load(observability / "promtail/promtail.yml"),
         "tempo": load(observability / "tempo/tempo.yml"),
         "datasources": {
             source["uid"]: source
@@ -173,13 +197,55 @@ def test_promtool_unit_tests_of_the_alerts_pass(project_yes: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def slow(values: tuple[str, str, str]) -> Any:
+    """A mutant of the SLO rules: their unit tests take seconds per run, so the slow tier."""
+    return pytest.param(*values, marks=pytest.mark.slow)
+
+
 @pytest.mark.parametrize(
     ("rules_file", "original", "mutant"),
     [
-        ("backend-alerts", "expr: vector(0.5)", "expr: vector(2)"),  # latency objective too lax
-        ("backend-alerts", "> 0.02", "> 0.05"),  # error ratio threshold too lax
         ("backend-alerts", "for: 2m", "for: 10m"),  # readiness alert too slow
         ("backend-alerts", 'up{job="backend"} == 0 or ', ""),  # a down target no longer alerts
+        slow(("backend-slos", "expr: vector(0.995)", "expr: vector(0.99)")),  # availability target
+        slow(("backend-slos", 'le: "0.5"', 'le: "0.25"')),  # latency threshold bucket changed
+        slow(  # the latency SLI counts every bucket
+            (
+                "backend-slos",
+                'rate(http_request_duration_seconds_bucket{job="backend"}[5m]) and on (job, le)'
+                " job:slo_latency_threshold:seconds",
+                'rate(http_request_duration_seconds_bucket{job="backend"}[5m])',
+            )
+        ),
+        slow(  # fast page too lax
+            (
+                "backend-slos",
+                "job:slo_errors_per_request:ratio_rate1h > on (job, slo) (14.4 *",
+                "job:slo_errors_per_request:ratio_rate1h > on (job, slo) (18 *",
+            )
+        ),
+        slow(  # fast page without its short window
+            (
+                "backend-slos",
+                "job:slo_errors_per_request:ratio_rate5m > on (job, slo) (14.4 *",
+                "job:slo_errors_per_request:ratio_rate1h > on (job, slo) (14.4 *",
+            )
+        ),
+        slow(  # 6h page on the wrong long window
+            (
+                "backend-slos",
+                "job:slo_errors_per_request:ratio_rate6h > on (job, slo) (6 *",
+                "job:slo_errors_per_request:ratio_rate30m > on (job, slo) (6 *",
+            )
+        ),
+        slow(  # 3d ticket on the wrong long window
+            (
+                "backend-slos",
+                "job:slo_errors_per_request:ratio_rate3d > on (job, slo) (1 *",
+                "job:slo_errors_per_request:ratio_rate6h > on (job, slo) (1 *",
+            )
+        ),
+        slow(("backend-slos", "for: 3h", "for: 4h")),  # slow-burn ticket too slow
         ("database-alerts", "> 0.05", "> 0.15"),  # slow statements threshold too lax
         ("database-alerts", "for: 2m", "for: 10m"),  # database readiness alert too slow
         ("database-alerts", "              > 0\n", "              > 1e9\n"),  # timeouts ignored
@@ -199,7 +265,7 @@ def test_the_alert_unit_tests_catch_a_weakened_rule(
 
 
 def test_alerts_are_the_baseline_ones_with_their_annotations(
-    stack: dict[str, Any], project_yes: Path
+    stack: dict[str, Any],
 ) -> None:
     alerts = {
         rule["alert"]: rule
@@ -207,8 +273,8 @@ def test_alerts_are_the_baseline_ones_with_their_annotations(
         for rule in group["rules"]
         if "alert" in rule
     }
-    assert set(alerts) == ALERTS | DATABASE_ALERTS  # project_yes has database=postgres
-    readme = (project_yes / "observability/README.md").read_text(encoding="utf-8")
+    assert set(alerts) == ALERTS | SLO_ALERTS | DATABASE_ALERTS  # the defaults have postgres
+    readme = (stack["project"] / "observability/README.md").read_text(encoding="utf-8")
     anchors = {
         re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
         for heading in re.findall(r"^#+ (.+)$", readme, re.MULTILINE)
@@ -221,10 +287,43 @@ def test_alerts_are_the_baseline_ones_with_their_annotations(
         assert anchor in anchors, f"{name}: no README section for #{anchor}"
 
 
+def test_the_rules_record_exactly_the_series_the_contract_lists(stack: dict[str, Any]) -> None:
+    recorded = {
+        rule["record"]
+        for group in stack["rules"]["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    assert recorded == set(re.findall(r"`(job:\w+:\w+)`", contract_section("Prometheus")))
+
+
+def test_the_latency_threshold_is_a_bucket_of_the_backend_histogram(stack: dict[str, Any]) -> None:
+    (threshold,) = [
+        rule
+        for group in stack["rules"]["groups"]
+        for rule in group["rules"]
+        if rule.get("record") == "job:slo_latency_threshold:seconds"
+    ]
+    value = float(re.fullmatch(r"vector\(([\d.]+)\)", threshold["expr"])[1])  # type: ignore[index]
+    assert float(threshold["labels"]["le"]) == value
+    metrics = (stack["project"] / "backend/app/observability/metrics.py").read_text()
+    buckets = re.search(r"^DURATION_BUCKETS = \(([^)]*)\)", metrics, re.M)
+    assert buckets and value in {float(bucket) for bucket in buckets[1].split(",")}
+    latency_sli = [
+        rule["expr"]
+        for group in stack["rules"]["groups"]
+        for rule in group["rules"]
+        if rule.get("record", "").startswith("job:slo_errors_per_request:ratio_rate")
+        and rule.get("labels", {}).get("slo") == "latency"
+    ]
+    assert len(latency_sli) == 7
+    assert all("and on (job, le) job:slo_latency_threshold:seconds" in expr for expr in latency_sli)
+
+
 def test_prometheus_loads_the_rules_but_not_their_unit_tests(
-    stack: dict[str, Any], project_yes: Path
+    stack: dict[str, Any],
 ) -> None:
-    prometheus_dir = project_yes / "observability/prometheus"
+    prometheus_dir = stack["project"] / "observability/prometheus"
     loaded = {
         path
         for pattern in stack["prometheus"]["rule_files"]
@@ -242,8 +341,8 @@ def test_compose_runs_exactly_the_stack_services_with_exact_image_versions(
 ) -> None:
     services = stack["compose"]["services"]
     # The database's services come with database=postgres (tests/test_static_tools.py).
-    assert set(services) - {"postgres", "migrate"} == {"backend"} | STACK_SERVICES
-    for name in STACK_SERVICES:
+    assert set(services) - {"postgres", "migrate"} == {"backend"} | stack["services"]
+    for name in stack["services"]:
         image = services[name]["image"]
         assert EXACT_TAG.match(image), f"{name}: {image} is not pinned to an exact version"
 
@@ -251,7 +350,8 @@ def test_compose_runs_exactly_the_stack_services_with_exact_image_versions(
 def test_only_grafana_and_the_backend_listen_beyond_localhost(stack: dict[str, Any]) -> None:
     services = stack["compose"]["services"]
     assert services["grafana"]["ports"] == ["3000:3000"]
-    assert "ports" not in services["promtail"]
+    for mapping in services[stack["collector"]].get("ports", []):
+        assert str(mapping).startswith("127.0.0.1:"), f"{stack['collector']} publishes {mapping}"
     for name in ("prometheus", "loki", "tempo"):
         for mapping in services[name]["ports"]:
             assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping}"
@@ -260,19 +360,19 @@ def test_only_grafana_and_the_backend_listen_beyond_localhost(stack: dict[str, A
 def test_start_order_and_healthchecks(stack: dict[str, Any]) -> None:
     services = stack["compose"]["services"]
     waits_for = set(services["backend"].get("depends_on", {}))
-    assert not waits_for & STACK_SERVICES, "the backend must not wait for the stack"
+    assert not waits_for & stack["services"], "the backend must not wait for the stack"
     grafana_needs = services["grafana"]["depends_on"]
     assert set(grafana_needs) == DATASOURCE_UIDS
     for name, condition in grafana_needs.items():
         expected = "service_healthy" if name in IMAGES_WITH_A_PROBE_TOOL else "service_started"
         assert condition["condition"] == expected, name
-    for name in STACK_SERVICES:
+    for name in stack["services"]:
         assert ("healthcheck" in services[name]) == (name in IMAGES_WITH_A_PROBE_TOOL), name
 
 
 def test_every_stack_service_keeps_its_data_in_a_named_volume(stack: dict[str, Any]) -> None:
     named = set(stack["compose"]["volumes"])
-    for name in STACK_SERVICES:
+    for name in stack["services"]:
         sources = {
             str(volume).split(":", 1)[0] for volume in stack["compose"]["services"][name]["volumes"]
         }
@@ -298,35 +398,34 @@ def test_grafana_settings(stack: dict[str, Any]) -> None:
 # --- Names one file takes from another -------------------------------------------------
 
 
-def test_every_scrape_target_is_a_listening_compose_service(
-    stack: dict[str, Any], project_yes: Path
-) -> None:
-    assert {job["job_name"] for job in stack["prometheus"]["scrape_configs"]} == SCRAPE_JOBS
+def test_every_scrape_target_is_a_listening_compose_service(stack: dict[str, Any]) -> None:
+    assert {job["job_name"] for job in stack["prometheus"]["scrape_configs"]} == {
+        "backend",
+        *stack["services"],
+    }
     assert ("backend", f"backend:{BACKEND_PORT}") in set(scrape_targets(stack["prometheus"]))
-    assert unreachable_targets(stack["prometheus"], listening_ports(project_yes)) == []
+    assert unreachable_targets(stack["prometheus"], listening_ports(stack["project"])) == []
 
 
-def test_the_target_check_catches_a_wrong_port(stack: dict[str, Any], project_yes: Path) -> None:
+def test_the_target_check_catches_a_wrong_port(stack: dict[str, Any]) -> None:
     mutant = yaml.safe_load(yaml.safe_dump(stack["prometheus"]))
     mutant["scrape_configs"][0]["static_configs"][0]["targets"] = ["backend:9999"]
-    assert unreachable_targets(mutant, listening_ports(project_yes)) == ["backend: backend:9999"]
+    assert unreachable_targets(mutant, listening_ports(stack["project"])) == [
+        "backend: backend:9999"
+    ]
 
 
-def test_published_ports_are_ports_the_services_listen_on(
-    stack: dict[str, Any], project_yes: Path
-) -> None:
-    ports = listening_ports(project_yes)
-    for name in STACK_SERVICES:
+def test_published_ports_are_ports_the_services_listen_on(stack: dict[str, Any]) -> None:
+    ports = listening_ports(stack["project"])
+    for name in stack["services"]:
         for mapping in stack["compose"]["services"][name].get("ports", []):
             assert int(str(mapping).rsplit(":", 1)[1]) in ports[name], f"{name}: {mapping}"
 
 
-def test_datasources_have_fixed_uids_and_reach_listening_services(
-    stack: dict[str, Any], project_yes: Path
-) -> None:
+def test_datasources_have_fixed_uids_and_reach_listening_services(stack: dict[str, Any]) -> None:
     datasources = stack["datasources"]
     assert set(datasources) == DATASOURCE_UIDS
-    ports = listening_ports(project_yes)
+    ports = listening_ports(stack["project"])
     for uid, source in datasources.items():
         host, port = host_port(source["url"])
         assert host == uid and port in ports[host], f"{uid}: {source['url']}"
@@ -391,31 +490,283 @@ def test_tempo_remote_writes_span_metrics_with_exemplars_into_prometheus(
     assert set(processors) == {"service-graphs", "span-metrics"}
 
 
-def test_promtail_reads_only_this_project_and_keeps_ids_out_of_labels(
+# --- The log collector: Promtail or Alloy, the same streams in Loki ------------------
+
+ALLOY_COMPONENTS = {
+    line.strip()
+    for line in (TEMPLATE_DIR / "tests/alloy_components.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+}
+# What the components config.alloy uses export (their reference pages, Alloy v1.21).
+ALLOY_EXPORTS = {
+    "discovery.docker": {"targets"},
+    "discovery.relabel": {"output", "rules"},
+    "loki.source.docker": set(),
+    "loki.process": {"receiver"},
+    "loki.write": {"receiver"},
+}
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class LogPipeline:
+    """What a collector config makes of the containers' logs, in either tool's terms."""
+
+    docker_host: str
+    project_filter: tuple[str, ...]
+    # Each stream label made by relabelling: (source label, regex or None).
+    relabelled: tuple[tuple[str, str, str | None], ...]
+    json_selector: str
+    json_fields: tuple[tuple[str, str], ...]
+    timestamp: tuple[str, str]
+    labels: frozenset[str]
+    structured_metadata: frozenset[str]
+    push_url: str
+
+
+def promtail_pipeline(config: dict[str, Any]) -> LogPipeline:
+    (job,) = config["scrape_configs"]
+    (discovery,) = job["docker_sd_configs"]
+    (label_filter,) = discovery["filters"]
+    assert label_filter["name"] == "label"
+    (match,) = [stage["match"] for stage in job["pipeline_stages"]]
+    stages = {name: body for stage in match["stages"] for name, body in stage.items()}
+    (client,) = config["clients"]
+    return LogPipeline(
+        docker_host=discovery["host"],
+        project_filter=tuple(label_filter["values"]),
+        relabelled=tuple(
+            (rule["target_label"], *rule["source_labels"], rule.get("regex"))
+            for rule in job["relabel_configs"]
+        ),
+        json_selector=match["selector"],
+        json_fields=tuple(sorted(stages["json"]["expressions"].items())),
+        timestamp=(stages["timestamp"]["source"], stages["timestamp"]["format"]),
+        labels=frozenset(stages["labels"]),
+        structured_metadata=frozenset(stages["structured_metadata"]),
+        push_url=client["url"],
+    )
+
+
+def alloy_component(blocks: list[Block], name: str) -> Block:
+    (block,) = [block for block in blocks if block.name == name]
+    return block
+
+
+def alloy_pipeline(blocks: list[Block]) -> LogPipeline:
+    discovery = alloy_component(blocks, "discovery.docker")
+    (label_filter,) = discovery.children("filter")
+    assert label_filter.attributes["name"] == "label"
+    match = alloy_component(blocks, "loki.process").child("stage.match")
+    timestamp = match.child("stage.timestamp").attributes
+    return LogPipeline(
+        docker_host=discovery.attributes["host"],
+        project_filter=tuple(label_filter.attributes["values"]),
+        relabelled=tuple(
+            (
+                rule.attributes["target_label"],
+                *rule.attributes["source_labels"],
+                rule.attributes.get("regex"),
+            )
+            for rule in alloy_component(blocks, "discovery.relabel").children("rule")
+        ),
+        json_selector=match.attributes["selector"],
+        json_fields=tuple(sorted(match.child("stage.json").attributes["expressions"].items())),
+        timestamp=(timestamp["source"], timestamp["format"]),
+        labels=frozenset(match.child("stage.labels").attributes["values"]),
+        structured_metadata=frozenset(
+            match.child("stage.structured_metadata").attributes["values"]
+        ),
+        push_url=alloy_component(blocks, "loki.write").child("endpoint").attributes["url"],
+    )
+
+
+def log_pipeline(project: Path) -> LogPipeline:
+    if collector_of(load(project / "compose.yml")) == "promtail":
+        return promtail_pipeline(load(project / "observability/promtail/promtail.yml"))
+    return alloy_pipeline(parse((project / "observability/alloy/config.alloy").read_text()))
+
+
+def collector_problems(project: Path) -> list[str]:
+    """Where the collector disagrees with compose, Loki, Prometheus and docs/contract.md."""
+    compose_file = load(project / "compose.yml")
+    collector = collector_of(compose_file)
+    pipeline = log_pipeline(project)
+    loki_port = load(project / "observability/loki/loki.yml")["server"]["http_listen_port"]
+    metadata = structured_metadata_keys()
+    expected = {
+        "docker_host": f"unix://{DOCKER_SOCKET}",
+        "project_filter": (f"com.docker.compose.project={compose_file['name']}",),
+        "relabelled": (
+            ("service", "__meta_docker_container_label_com_docker_compose_service", None),
+            ("container", "__meta_docker_container_name", "/(.*)"),
+        ),
+        "json_selector": '{service="backend"}',
+        "json_fields": tuple(sorted((name, name) for name in {"timestamp", "level"} | metadata)),
+        "timestamp": ("timestamp", "RFC3339Nano"),
+        "labels": frozenset(loki_labels() - {"service", "container"}),
+        "structured_metadata": frozenset(metadata),
+        "push_url": f"http://loki:{loki_port}/loki/api/v1/push",
+    }
+    problems = [
+        f"{collector} {name}: {getattr(pipeline, name)!r}, expected {value!r}"
+        for name, value in expected.items()
+        if getattr(pipeline, name) != value
+    ]
+    if {target for target, *_ in pipeline.relabelled} | pipeline.labels != loki_labels():
+        problems.append(f"{collector} makes other stream labels than docs/contract.md lists")
+    if pipeline.labels & pipeline.structured_metadata:
+        problems.append(f"{collector} makes ids labels")
+    service = compose_file["services"][collector]
+    if f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro" not in service["volumes"]:
+        problems.append(f"{collector} does not mount the Docker socket read-only")
+    prometheus = load(project / "observability/prometheus/prometheus.yml")
+    targets = [target for job, target in scrape_targets(prometheus) if job == collector]
+    ports = collector_ports(project, compose_file)[collector]
+    if [host_port(target) for target in targets] != [(collector, port) for port in ports]:
+        problems.append(f"Prometheus job {collector!r} scrapes {targets}, not {collector}:{ports}")
+    return problems
+
+
+def test_the_collector_reads_only_this_project_and_keeps_ids_out_of_labels(
     stack: dict[str, Any],
 ) -> None:
-    promtail = stack["promtail"]
-    (job,) = promtail["scrape_configs"]
-    (discovery,) = job["docker_sd_configs"]
-    assert discovery["host"] == "unix:///var/run/docker.sock"
-    assert discovery["filters"] == [
-        {"name": "label", "values": [f"com.docker.compose.project={stack['compose']['name']}"]}
-    ]
-    assert (
-        "/var/run/docker.sock:/var/run/docker.sock:ro"
-        in stack["compose"]["services"]["promtail"]["volumes"]
-    )
-    assert {rule["target_label"] for rule in job["relabel_configs"]} == {"service", "container"}
-    assert host_port(promtail["clients"][0]["url"]) == ("loki", 3100)
+    assert collector_problems(stack["project"]) == []
 
-    (match,) = [stage["match"] for stage in job["pipeline_stages"]]
-    assert match["selector"] == '{service="backend"}'
-    stages = {name: body for stage in match["stages"] for name, body in stage.items()}
-    contract_fields = {"timestamp", "level", "trace_id", "span_id", "request_id"}
-    assert stages["json"]["expressions"] == {field: field for field in contract_fields}
-    assert stages["timestamp"]["source"] == "timestamp"
-    assert set(stages["labels"]) == {"level"}
-    assert set(stages["structured_metadata"]) == {"trace_id", "span_id", "request_id"}
+
+def test_both_collectors_make_the_same_streams(render_once: Callable[..., Path]) -> None:
+    """The dashboards' LogQL serves both: the same labels, metadata, fields and filter."""
+    promtail, alloy = (
+        log_pipeline(render_once(include_observability="yes", log_collector=collector))
+        for collector in LOG_COLLECTORS
+    )
+    assert promtail == alloy
+
+
+ALLOY_MUTANTS = [
+    ('"com.docker.compose.project=', '"com.docker.compose.project=other-'),
+    ('target_label  = "service"', 'target_label  = "compose_service"'),
+    ('        request_id = "",\n', '        correlation_id = "",\n'),
+    ("    values = {\n        level", '    values = {\n        route = "",\n        level'),
+    ("http://loki:3100/loki/api/v1/push", "http://loki:3101/loki/api/v1/push"),
+    ('format = "RFC3339Nano"', 'format = "Unix"'),
+]
+
+
+@pytest.mark.parametrize(("original", "mutant"), ALLOY_MUTANTS)
+def test_a_change_on_one_side_of_the_alloy_config_is_caught(
+    render_once: Callable[..., Path], tmp_path: Path, original: str, mutant: str
+) -> None:
+    project = shutil.copytree(
+        render_once(include_observability="yes", log_collector="alloy"), tmp_path / "project"
+    )
+    config = project / "observability/alloy/config.alloy"
+    text = config.read_text()
+    assert text.count(original) == 1, original
+    config.write_text(text.replace(original, mutant))
+    assert collector_problems(project) != []
+
+
+@pytest.mark.parametrize(
+    ("path", "original", "mutant"),
+    [
+        (
+            "compose.yml",
+            "--server.http.listen-addr=0.0.0.0:12345",
+            "--server.http.listen-addr=0.0.0.0:12346",
+        ),
+        ("observability/prometheus/prometheus.yml", '"alloy:12345"', '"alloy:9080"'),
+        ("compose.yml", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"),
+    ],
+    ids=["listen-port", "scrape-port", "socket-writable"],
+)
+def test_a_change_on_the_other_side_is_caught(
+    render_once: Callable[..., Path], tmp_path: Path, path: str, original: str, mutant: str
+) -> None:
+    project = shutil.copytree(
+        render_once(include_observability="yes", log_collector="alloy"), tmp_path / "project"
+    )
+    text = (project / path).read_text()
+    assert text.count(original) == 1, original
+    (project / path).write_text(text.replace(original, mutant))
+    assert collector_problems(project) != []
+
+
+def alloy_structure_problems(source: str) -> list[str]:
+    """Unknown components, duplicate or missing labels, and references to undefined ones."""
+    try:
+        blocks = parse(source)
+    except AlloySyntaxError as error:
+        return [f"syntax: {error}"]
+    problems = [
+        f"line {block.line}: unknown component {block.name}"
+        for block in blocks
+        if block.name not in ALLOY_COMPONENTS
+    ]
+    defined: dict[str, str] = {}
+    for block in blocks:
+        if block.label is None:
+            problems.append(f"line {block.line}: component {block.name} has no label")
+        elif f"{block.name}.{block.label}" in defined:
+            problems.append(f"line {block.line}: {block.name} {block.label!r} defined twice")
+        else:
+            defined[f"{block.name}.{block.label}"] = block.name
+    for block in blocks:
+        for reference in references(block):
+            instance, _, export = reference.path.rpartition(".")
+            if instance not in defined:
+                problems.append(f"line {block.line}: {reference.path} names no defined component")
+            elif export not in ALLOY_EXPORTS.get(defined[instance], set()):
+                problems.append(f"line {block.line}: {defined[instance]} exports no {export!r}")
+    return problems
+
+
+def test_the_alloy_config_is_well_formed(render_once: Callable[..., Path]) -> None:
+    project = render_once(include_observability="yes", log_collector="alloy")
+    source = (project / "observability/alloy/config.alloy").read_text()
+    assert alloy_structure_problems(source) == []
+    assert {block.name for block in parse(source)} <= set(ALLOY_EXPORTS)
+
+
+@pytest.mark.parametrize(
+    ("original", "mutant", "expected"),
+    [
+        ('loki.write "loki" {\n  endpoint {', 'loki.write "loki" {\n  endpoint {{', "syntax"),
+        ('url = "http://loki', 'url = "http://loki\\q', "syntax"),
+        (
+            'loki.process "compose" {',
+            'loki.processor "compose" {',
+            "unknown component loki.processor",
+        ),
+        (
+            "[loki.write.loki.receiver]",
+            "[loki.write.default.receiver]",
+            "names no defined component",
+        ),
+        (
+            "discovery.relabel.compose.output",
+            "discovery.relabel.compose.targets",
+            "exports no 'targets'",
+        ),
+        ('loki.write "loki" {', "loki.write {", "has no label"),
+    ],
+    ids=[
+        "unbalanced",
+        "bad-escape",
+        "unknown-component",
+        "undefined-reference",
+        "unknown-export",
+        "no-label",
+    ],
+)
+def test_the_alloy_structure_check_catches_a_broken_config(
+    render_once: Callable[..., Path], original: str, mutant: str, expected: str
+) -> None:
+    project = render_once(include_observability="yes", log_collector="alloy")
+    source = (project / "observability/alloy/config.alloy").read_text()
+    assert source.count(original) == 1, original
+    problems = alloy_structure_problems(source.replace(original, mutant))
+    assert any(expected in problem for problem in problems), problems
 
 
 # --- Configs written for the pinned versions -------------------------------------------
@@ -476,7 +827,4 @@ def test_answers_reach_the_stack_configs(render_once: Callable[..., Path]) -> No
     assert unreachable_targets(prometheus, listening_ports(project)) == []
     compose_file = load(project / "compose.yml")
     assert compose_file["services"]["grafana"]["ports"] == ["3001:3000"]
-    (discovery,) = load(project / "observability/promtail/promtail.yml")["scrape_configs"][0][
-        "docker_sd_configs"
-    ]
-    assert discovery["filters"][0]["values"] == ["com.docker.compose.project=shop-api"]
+    assert log_pipeline(project).project_filter == ("com.docker.compose.project=shop-api",)

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 # Every dashboard the live project provisions (database=postgres adds the Database one).
 DASHBOARDS = [
-    "observability/grafana/dashboards/backend-service.json",
-    "observability/grafana/dashboards/database.json",
+    f"observability/grafana/dashboards/{uid}.json"
+    for uid in ("backend-service", "database", "slo", "log-explorer", "trace-explorer")
 ]
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = {"job", "instance"}
@@ -37,9 +37,14 @@ TEMPO_SPAN_METRICS = {
     "traces_spanmetrics_calls_total",
     "traces_spanmetrics_latency_bucket",
     "traces_service_graph_request_total",
+    "traces_service_graph_request_failed_total",
+    "traces_service_graph_request_server_seconds_sum",
+    "traces_service_graph_request_server_seconds_bucket",
 }
 TEMPO_SPAN_METRIC = re.compile(r"\btraces_(spanmetrics|service_graph)_\w+")
-TEMPO_SPAN_METRIC_LABELS = {"service", "span_name", "span_kind", "status_code", "le"}
+TEMPO_SPAN_METRIC_LABELS = {
+    "service", "span_name", "span_kind", "status_code", "le", "client", "server", "connection_type"
+}  # fmt: skip
 # Loki labels Promtail adds (docs/contract.md); every other LogQL name is a log field.
 LOKI_LABELS = {"service", "container", "level"}
 TRACEQL_INTRINSICS = {"name", "status", "duration", "kind", "statusMessage", "rootName"}
@@ -75,11 +80,31 @@ def analysed(queries: list[Query]) -> list[tuple[Query, dict[str, Any]]]:
 
 
 def test_promql_names_exist_in_a_real_scrape(
-    backend: BackendProcess, traffic: Traffic, analysed: list[tuple[Query, dict[str, Any]]]
+    backend: BackendProcess,
+    prometheus: PrometheusServer,
+    traffic: Traffic,
+    analysed: list[tuple[Query, dict[str, Any]]],
 ) -> None:
     labels_by_metric: dict[str, set[str]] = {}
     for sample in scrape(backend.url):
         labels_by_metric.setdefault(sample.name, set()).update(name for name, _ in sample.labels)
+    # Series the loaded rules record (the SLOs'), with the labels they get in Prometheus.
+    groups = prometheus.rule_groups()
+    recorded_names = {
+        rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "recording"
+    }
+    # A group evaluates first within one of its intervals after Prometheus starts.
+    first_evaluation = 2 * max(group["interval"] for group in groups) + 30
+    used = {metric for _, analysis in analysed for metric in analysis.get("metrics", [])}
+    for name in sorted(used & recorded_names):
+
+        def recorded(rule: str = name) -> list[dict[str, Any]]:
+            # Rates need traffic between two scrapes, as on a watched dashboard.
+            assert unexpected(send_all(backend.url, mixed_calls(repeat=1))) == []
+            return prometheus.query(rule)
+
+        series = wait_until(recorded, first_evaluation, f"data of the rule {name}", interval=1)
+        labels_by_metric[name] = {label for sample in series for label in sample["metric"]}
     problems = []
     for query, analysis in analysed:
         if query.language != "promql":
