@@ -28,6 +28,7 @@ class FakeGrafana:
 
     def __init__(self) -> None:
         self.unhealthy: set[str] = set()
+        self.dashboards: dict[str, str] = {}  # uid -> title, the provisioned ones
         self.authorizations: set[str] = set()
         self.queried_uids: set[str] = set()
 
@@ -35,8 +36,10 @@ class FakeGrafana:
         if path.startswith("/api/datasources/uid/") and path.endswith("/health"):
             uid = path.split("/")[4]
             return {"status": "ERROR" if uid in self.unhealthy else "OK", "message": uid}
-        if path == "/api/dashboards/uid/backend-service":
-            return {"dashboard": {"uid": "backend-service", "title": "Backend Service"}}
+        if path.startswith("/api/dashboards/uid/"):
+            uid = path.rsplit("/", 1)[1]
+            title = self.dashboards.get(uid)
+            return None if title is None else {"dashboard": {"uid": uid, "title": title}}
         if path == "/api/ds/query" and method == "POST" and body is not None:
             self.queried_uids.add(body["queries"][0]["datasource"]["uid"])
             return {"results": {"A": {"frames": [FRAME_WITH_DATA]}}}
@@ -85,6 +88,9 @@ def fake_stack(tmp_path: Path) -> Iterator[tuple[FakeGrafana, Path]]:
             grafana_port=str(grafana.server_address[1]),
             backend_port=str(backend.server_address[1]),
         )
+        for path in (project / "observability/grafana/dashboards").glob("*.json"):
+            dashboard = json.loads(path.read_text())
+            fake.dashboards[dashboard["uid"]] = dashboard["title"]
         yield fake, project
     finally:
         for server in (grafana, backend):
@@ -133,4 +139,19 @@ def test_fails_naming_an_unhealthy_datasource(
     assert result.returncode == 1
     assert [line for line in result.stderr.splitlines() if line.startswith("FAILED")] == [
         f"FAILED: datasource {uid}: {{'status': 'ERROR', 'message': '{uid}'}}"
+    ]
+
+
+def test_fails_naming_a_dashboard_grafana_did_not_provision(
+    fake_stack: tuple[FakeGrafana, Path],
+) -> None:
+    fake, project = fake_stack
+    assert {"backend-service", "slo", "log-explorer", "trace-explorer"} <= set(fake.dashboards)
+    del fake.dashboards["log-explorer"]
+    fake.dashboards["slo"] = "Another title"
+    result = run_stack_check(project)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("FAILED")] == [
+        "FAILED: dashboard log-explorer: not provisioned (404)",
+        "FAILED: dashboard slo: 'Another title'",
     ]

@@ -1,5 +1,6 @@
-"""Check a running stack through Grafana's HTTP API: datasources healthy, dashboard
-provisioned, and Prometheus, Loki and Tempo each answering a query with backend data.
+"""Check a running stack through Grafana's HTTP API: datasources healthy, every dashboard
+of grafana/dashboards/ provisioned, and Prometheus, Loki and Tempo each answering a query
+with backend data.
 
 Run by `make stack-check` (and CI) after `docker compose up -d --wait`. Standard library
 only, so it runs on any Python without installing anything.
@@ -17,7 +18,7 @@ from typing import Any
 GRAFANA = "http://127.0.0.1:{{ cookiecutter.grafana_port }}"
 BACKEND = "http://127.0.0.1:{{ cookiecutter.backend_port }}"
 DATASOURCE_UIDS = ("prometheus", "loki", "tempo")
-DASHBOARD_UID = "backend-service"
+DASHBOARDS = Path(__file__).resolve().parent / "grafana" / "dashboards"
 DATA_TIMEOUT_SECONDS = 180
 QUERIES = {
     "Prometheus": {
@@ -79,11 +80,19 @@ def main() -> int:
         health = call(f"{GRAFANA}/api/datasources/uid/{uid}/health", credentials)
         if health.get("status") != "OK":
             failures.append(f"datasource {uid}: {health}")
-    dashboard = call(f"{GRAFANA}/api/dashboards/uid/{DASHBOARD_UID}", credentials)
-    if dashboard["dashboard"]["title"] != "Backend Service":
-        failures.append(
-            f"dashboard {DASHBOARD_UID}: {dashboard['dashboard']['title']!r}"
-        )
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        expected = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            found = call(f"{GRAFANA}/api/dashboards/uid/{expected['uid']}", credentials)
+        except urllib.error.HTTPError as error:
+            failures.append(
+                f"dashboard {expected['uid']}: not provisioned ({error.code})"
+            )
+            continue
+        if found["dashboard"]["title"] != expected["title"]:
+            failures.append(
+                f"dashboard {expected['uid']}: {found['dashboard']['title']!r}"
+            )
 
     for _ in range(20):  # traffic for every signal: metrics, logs, traces
         call(f"{BACKEND}/api/v1/items")
