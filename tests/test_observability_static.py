@@ -33,7 +33,8 @@ SLO_ALERTS = {f"BackendErrorBudgetBurn{window}" for window in ("1h", "6h", "1d",
 # database=postgres adds its own file of alerts (database-alerts.yml).
 DATABASE_ALERTS = {"DatabasePoolExhausted", "DatabaseNotReady", "DatabaseSlowStatementsSurging"}
 # Images with an HTTP probe tool: busybox wget in Prometheus's, curl in Grafana's. Loki 3.7
-# is distroless, and Tempo and Promtail are not relied on to have one.
+# is distroless, Alloy's is Ubuntu with neither curl nor wget (its Dockerfile), and Tempo and
+# Promtail are not relied on to have one.
 IMAGES_WITH_A_PROBE_TOOL = {"prometheus", "grafana"}
 EXACT_TAG = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+$")
 # A backend log line as docs/contract.md describes it.
@@ -620,6 +621,14 @@ def collector_problems(project: Path) -> list[str]:
     service = compose_file["services"][collector]
     if f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro" not in service["volumes"]:
         problems.append(f"{collector} does not mount the Docker socket read-only")
+    if collector == "alloy":
+        flags = service["command"]
+        if "--disable-reporting" not in flags:
+            problems.append("alloy reports usage")
+        storage = [flag.split("=", 1)[1] for flag in flags if flag.startswith("--storage.path=")]
+        named = {f"{volume}:{path}" for volume in compose_file["volumes"] for path in storage}
+        if not storage or not named & set(service["volumes"]):
+            problems.append(f"alloy keeps its positions ({storage}) outside a named volume")
     prometheus = load(project / "observability/prometheus/prometheus.yml")
     targets = [target for job, target in scrape_targets(prometheus) if job == collector]
     ports = collector_ports(project, compose_file)[collector]
@@ -637,10 +646,14 @@ def test_the_collector_reads_only_this_project_and_keeps_ids_out_of_labels(
 def test_both_collectors_make_the_same_streams(render_once: Callable[..., Path]) -> None:
     """The dashboards' LogQL serves both: the same labels, metadata, fields and filter."""
     promtail, alloy = (
-        log_pipeline(render_once(include_observability="yes", log_collector=collector))
+        render_once(include_observability="yes", log_collector=collector)
         for collector in LOG_COLLECTORS
     )
-    assert promtail == alloy
+    assert log_pipeline(promtail) == log_pipeline(alloy)
+    dashboards = "observability/grafana/dashboards"
+    assert {path.name: path.read_bytes() for path in (promtail / dashboards).iterdir()} == {
+        path.name: path.read_bytes() for path in (alloy / dashboards).iterdir()
+    }
 
 
 ALLOY_MUTANTS = [
@@ -677,8 +690,11 @@ def test_a_change_on_one_side_of_the_alloy_config_is_caught(
         ),
         ("observability/prometheus/prometheus.yml", '"alloy:12345"', '"alloy:9080"'),
         ("compose.yml", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"),
+        ("observability/prometheus/prometheus.yml", "job_name: alloy", "job_name: logs"),
+        ("compose.yml", "      - --disable-reporting\n", ""),
+        ("compose.yml", "--storage.path=/var/lib/alloy/data", "--storage.path=/tmp/alloy"),
     ],
-    ids=["listen-port", "scrape-port", "socket-writable"],
+    ids=["listen-port", "scrape-port", "socket-writable", "job-name", "reporting", "positions"],
 )
 def test_a_change_on_the_other_side_is_caught(
     render_once: Callable[..., Path], tmp_path: Path, path: str, original: str, mutant: str

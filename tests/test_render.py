@@ -402,3 +402,17 @@ def test_workflow_and_pre_commit_pin_their_actions_and_permissions(project: Path
     pre_commit = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
     hooks = [hook["id"] for repo in pre_commit["repos"] for hook in repo["hooks"]]
     assert hooks == ["ruff-check", "ruff-format", "mypy"]
+
+
+@pytest.mark.parametrize("collector", COOKIECUTTER_JSON["log_collector"])
+def test_a_log_collector_render_has_no_file_or_service_of_the_other(
+    render_once: Render, collector: str
+) -> None:
+    project = render_once(include_observability="yes", log_collector=collector)
+    (other,) = set(COOKIECUTTER_JSON["log_collector"]) - {collector}
+    assert [path for path in project.rglob(f"*{other}*")] == []
+    compose = yaml.safe_load((project / "compose.yml").read_text())
+    assert other not in compose["services"]
+    assert not [volume for volume in compose["volumes"] if other in volume]
+    jobs = yaml.safe_load((project / "observability/prometheus/prometheus.yml").read_text())
+    assert other not in {job["job_name"] for job in jobs["scrape_configs"]}
