@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import render
+from conftest import COOKIECUTTER_JSON, render
 from live.processes import free_port
 
 pytestmark = pytest.mark.slow
@@ -49,8 +49,11 @@ def compose_command() -> list[str]:
     return [standalone]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+@pytest.fixture(scope="module", params=COOKIECUTTER_JSON["log_collector"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, int]]:
+    """The stack with each log collector: stack_check's Loki query needs its lines."""
     docker_engine_or_skip()
     backend_port, grafana_port = free_port(), free_port()
     project = render(
@@ -58,6 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]
         # A slug of its own: the compose project, its network and volumes touch nothing else.
         project_name=f"stack check {secrets.token_hex(4)}",
         include_observability="yes",
+        log_collector=request.param,
         backend_port=str(backend_port),
         grafana_port=str(grafana_port),
     )
