@@ -652,6 +652,17 @@ def test_each_burn_rate_panel_shows_its_alert_windows_against_its_threshold(
         assert shown == windows, alert
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert [step["value"] for step in steps[1:]] == [factor], alert
+    (alert_list,) = [p for p in panels(slo) if p["type"] == "alertlist"]
+    options = alert_list["options"]
+    assert all(alert.startswith(options["alertName"]) for alert in alerts)
+    assert options["showInactiveAlerts"] and all(options["stateFilter"].values())
+    # The panel names its rule source by the datasource's name, not its uid.
+    datasources = yaml.safe_load(
+        (project_yes / DATASOURCES / "datasources.yml").read_text(encoding="utf-8")
+    )["datasources"]
+    (prometheus,) = [source for source in datasources if source["uid"] == "prometheus"]
+    assert options["datasource"] == prometheus["name"]
+    assert prometheus["jsonData"]["manageAlerts"] is True
     (conditions,) = [p for p in panels(slo) if p["title"] == "Burn-rate alert conditions"]
     for target in conditions["targets"]:
         windows = set(re.findall(r"ratio_rate(\w+)\{", target["expr"]))
