@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from alloy_syntax import AlloySyntaxError, Block, parse, references
+from alloy_syntax import AlloySyntaxError, Block, Reference, parse, references
 from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR, require_tool, resolved_compose
 from contract import contract_section, loki_labels, structured_metadata_keys
 
@@ -588,6 +588,29 @@ def log_pipeline(project: Path) -> LogPipeline:
     return alloy_pipeline(parse((project / "observability/alloy/config.alloy").read_text()))
 
 
+# Alloy's pipeline, in order: each component reads the export of the one before it.
+ALLOY_WIRING = [
+    ("discovery.relabel", "targets", "discovery.docker", "targets"),
+    ("loki.source.docker", "targets", "discovery.relabel", "output"),
+    ("loki.source.docker", "forward_to", "loki.process", "receiver"),
+    ("loki.process", "forward_to", "loki.write", "receiver"),
+]
+
+
+def alloy_wiring_problems(blocks: list[Block]) -> list[str]:
+    problems = []
+    for reader, attribute, source, export in ALLOY_WIRING:
+        value = alloy_component(blocks, reader).attributes.get(attribute)
+        label = alloy_component(blocks, source).label
+        expected = Reference(f"{source}.{label}.{export}")
+        if value not in (expected, [expected]):
+            problems.append(f"alloy {reader}.{attribute} = {value!r}, expected {expected.path}")
+    host = alloy_component(blocks, "loki.source.docker").attributes.get("host")
+    if host != f"unix://{DOCKER_SOCKET}":
+        problems.append(f"alloy loki.source.docker reads {host!r}")
+    return problems
+
+
 def collector_problems(project: Path) -> list[str]:
     """Where the collector disagrees with compose, Loki, Prometheus and docs/contract.md."""
     compose_file = load(project / "compose.yml")
@@ -622,6 +645,9 @@ def collector_problems(project: Path) -> list[str]:
     if f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro" not in service["volumes"]:
         problems.append(f"{collector} does not mount the Docker socket read-only")
     if collector == "alloy":
+        problems += alloy_wiring_problems(
+            parse((project / "observability/alloy/config.alloy").read_text())
+        )
         flags = service["command"]
         if "--disable-reporting" not in flags:
             problems.append("alloy reports usage")
@@ -657,6 +683,11 @@ def test_both_collectors_make_the_same_streams(render_once: Callable[..., Path])
 
 
 ALLOY_MUTANTS = [
+    (
+        "targets    = discovery.relabel.compose.output",
+        "targets    = discovery.docker.compose.targets",
+    ),
+    ("forward_to = [loki.process.compose.receiver]", "forward_to = [loki.write.loki.receiver]"),
     ('"com.docker.compose.project=', '"com.docker.compose.project=other-'),
     ('target_label  = "service"', 'target_label  = "compose_service"'),
     ('        request_id = "",\n', '        correlation_id = "",\n'),
