@@ -54,6 +54,8 @@ def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
             options += ["--exclude-path", FAILING_ROUTE, "--exclude-path", HOLD_ROUTE]
             result = subprocess.run(
                 [str(SCHEMATHESIS), "run", f"{backend.url}/openapi.json", *options],
+                # Schemathesis keeps a .schemathesis/ cache in its working directory.
+                cwd=workdir,
                 capture_output=True,
                 text=True,
                 timeout=300,
