@@ -149,13 +149,13 @@ def stack(project_with_collector: Path) -> dict[str, Any]:
         "compose": compose_file,
         "resolved": resolved_compose(project),
         "prometheus": load(observability / "prometheus/prometheus.yml"),
-        "rules": {
-            "groups": [
-                group
-                for path in sorted((observability / "prometheus/rules").glob("*.yml"))
-                for group in load(path)["groups"]
-            ]
-        },
+        # Every rule of every rule file, whatever its group.
+        "rules": [
+            rule
+            for path in sorted((observability / "prometheus/rules").glob("*.yml"))
+            for group in load(path)["groups"]
+            for rule in group["rules"]
+        ],
         "loki": load(observability / "loki/loki.yml"),
         "tempo": load(observability / "tempo/tempo.yml"),
         "datasources": {
@@ -268,12 +268,7 @@ def test_the_alert_unit_tests_catch_a_weakened_rule(
 def test_alerts_are_the_baseline_ones_with_their_annotations(
     stack: dict[str, Any],
 ) -> None:
-    alerts = {
-        rule["alert"]: rule
-        for group in stack["rules"]["groups"]
-        for rule in group["rules"]
-        if "alert" in rule
-    }
+    alerts = {rule["alert"]: rule for rule in stack["rules"] if "alert" in rule}
     assert set(alerts) == ALERTS | SLO_ALERTS | DATABASE_ALERTS  # the defaults have postgres
     readme = (stack["project"] / "observability/README.md").read_text(encoding="utf-8")
     anchors = {
@@ -289,21 +284,13 @@ def test_alerts_are_the_baseline_ones_with_their_annotations(
 
 
 def test_the_rules_record_exactly_the_series_the_contract_lists(stack: dict[str, Any]) -> None:
-    recorded = {
-        rule["record"]
-        for group in stack["rules"]["groups"]
-        for rule in group["rules"]
-        if "record" in rule
-    }
+    recorded = {rule["record"] for rule in stack["rules"] if "record" in rule}
     assert recorded == set(re.findall(r"`(job:\w+:\w+)`", contract_section("Prometheus")))
 
 
 def test_the_latency_threshold_is_a_bucket_of_the_backend_histogram(stack: dict[str, Any]) -> None:
     (threshold,) = [
-        rule
-        for group in stack["rules"]["groups"]
-        for rule in group["rules"]
-        if rule.get("record") == "job:slo_latency_threshold:seconds"
+        rule for rule in stack["rules"] if rule.get("record") == "job:slo_latency_threshold:seconds"
     ]
     value = float(re.fullmatch(r"vector\(([\d.]+)\)", threshold["expr"])[1])  # type: ignore[index]
     assert float(threshold["labels"]["le"]) == value
@@ -312,8 +299,7 @@ def test_the_latency_threshold_is_a_bucket_of_the_backend_histogram(stack: dict[
     assert buckets and value in {float(bucket) for bucket in buckets[1].split(",")}
     latency_sli = [
         rule["expr"]
-        for group in stack["rules"]["groups"]
-        for rule in group["rules"]
+        for rule in stack["rules"]
         if rule.get("record", "").startswith("job:slo_errors_per_request:ratio_rate")
         and rule.get("labels", {}).get("slo") == "latency"
     ]
@@ -507,6 +493,7 @@ ALLOY_EXPORTS = {
     "loki.write": {"receiver"},
 }
 DOCKER_SOCKET = "/var/run/docker.sock"
+ALLOY_CONFIG = "observability/alloy/config.alloy"
 
 
 @dataclass(frozen=True)
@@ -515,7 +502,7 @@ class LogPipeline:
 
     docker_host: str
     project_filter: tuple[str, ...]
-    # Each stream label made by relabelling: (source label, regex or None).
+    # Each stream label made by relabelling: (target label, source label, regex or None).
     relabelled: tuple[tuple[str, str, str | None], ...]
     json_selector: str
     json_fields: tuple[tuple[str, str], ...]
@@ -585,7 +572,7 @@ def alloy_pipeline(blocks: list[Block]) -> LogPipeline:
 def log_pipeline(project: Path) -> LogPipeline:
     if collector_of(load(project / "compose.yml")) == "promtail":
         return promtail_pipeline(load(project / "observability/promtail/promtail.yml"))
-    return alloy_pipeline(parse((project / "observability/alloy/config.alloy").read_text()))
+    return alloy_pipeline(parse((project / ALLOY_CONFIG).read_text()))
 
 
 # Alloy's pipeline, in order: each component reads the export of the one before it.
@@ -645,9 +632,7 @@ def collector_problems(project: Path) -> list[str]:
     if f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro" not in service["volumes"]:
         problems.append(f"{collector} does not mount the Docker socket read-only")
     if collector == "alloy":
-        problems += alloy_wiring_problems(
-            parse((project / "observability/alloy/config.alloy").read_text())
-        )
+        problems += alloy_wiring_problems(parse((project / ALLOY_CONFIG).read_text()))
         flags = service["command"]
         if "--disable-reporting" not in flags:
             problems.append("alloy reports usage")
@@ -682,57 +667,51 @@ def test_both_collectors_make_the_same_streams(render_once: Callable[..., Path])
     }
 
 
+# One change at a time, on either side of the Alloy config: each must be caught.
 ALLOY_MUTANTS = [
     (
+        ALLOY_CONFIG,
         "targets    = discovery.relabel.compose.output",
         "targets    = discovery.docker.compose.targets",
     ),
-    ("forward_to = [loki.process.compose.receiver]", "forward_to = [loki.write.loki.receiver]"),
-    ('"com.docker.compose.project=', '"com.docker.compose.project=other-'),
-    ('target_label  = "service"', 'target_label  = "compose_service"'),
-    ('        request_id = "",\n', '        correlation_id = "",\n'),
-    ("    values = {\n        level", '    values = {\n        route = "",\n        level'),
-    ("http://loki:3100/loki/api/v1/push", "http://loki:3101/loki/api/v1/push"),
-    ('format = "RFC3339Nano"', 'format = "Unix"'),
+    (
+        ALLOY_CONFIG,
+        "forward_to = [loki.process.compose.receiver]",
+        "forward_to = [loki.write.loki.receiver]",
+    ),
+    (ALLOY_CONFIG, '"com.docker.compose.project=', '"com.docker.compose.project=other-'),
+    (ALLOY_CONFIG, 'target_label  = "service"', 'target_label  = "compose_service"'),
+    (ALLOY_CONFIG, '        request_id = "",\n', '        correlation_id = "",\n'),
+    (
+        ALLOY_CONFIG,
+        "    values = {\n        level",
+        '    values = {\n        route = "",\n        level',
+    ),
+    (ALLOY_CONFIG, "http://loki:3100/loki/api/v1/push", "http://loki:3101/loki/api/v1/push"),
+    (ALLOY_CONFIG, 'format = "RFC3339Nano"', 'format = "Unix"'),
+    (
+        "compose.yml",
+        "--server.http.listen-addr=0.0.0.0:12345",
+        "--server.http.listen-addr=0.0.0.0:12346",
+    ),
+    ("observability/prometheus/prometheus.yml", '"alloy:12345"', '"alloy:9080"'),
+    ("compose.yml", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"),
+    ("observability/prometheus/prometheus.yml", "job_name: alloy", "job_name: logs"),
+    ("compose.yml", "      - --disable-reporting\n", ""),
+    ("compose.yml", "--storage.path=/var/lib/alloy/data", "--storage.path=/tmp/alloy"),
 ]
 
 
-@pytest.mark.parametrize(("original", "mutant"), ALLOY_MUTANTS)
-def test_a_change_on_one_side_of_the_alloy_config_is_caught(
-    render_once: Callable[..., Path], tmp_path: Path, original: str, mutant: str
-) -> None:
-    project = shutil.copytree(
-        render_once(include_observability="yes", log_collector="alloy"), tmp_path / "project"
-    )
-    config = project / "observability/alloy/config.alloy"
-    text = config.read_text()
-    assert text.count(original) == 1, original
-    config.write_text(text.replace(original, mutant))
-    assert collector_problems(project) != []
+@pytest.fixture(scope="module")
+def project_alloy(render_once: Callable[..., Path]) -> Path:
+    return render_once(include_observability="yes", log_collector="alloy")
 
 
-@pytest.mark.parametrize(
-    ("path", "original", "mutant"),
-    [
-        (
-            "compose.yml",
-            "--server.http.listen-addr=0.0.0.0:12345",
-            "--server.http.listen-addr=0.0.0.0:12346",
-        ),
-        ("observability/prometheus/prometheus.yml", '"alloy:12345"', '"alloy:9080"'),
-        ("compose.yml", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"),
-        ("observability/prometheus/prometheus.yml", "job_name: alloy", "job_name: logs"),
-        ("compose.yml", "      - --disable-reporting\n", ""),
-        ("compose.yml", "--storage.path=/var/lib/alloy/data", "--storage.path=/tmp/alloy"),
-    ],
-    ids=["listen-port", "scrape-port", "socket-writable", "job-name", "reporting", "positions"],
-)
-def test_a_change_on_the_other_side_is_caught(
-    render_once: Callable[..., Path], tmp_path: Path, path: str, original: str, mutant: str
+@pytest.mark.parametrize(("path", "original", "mutant"), ALLOY_MUTANTS)
+def test_a_change_on_either_side_of_the_alloy_config_is_caught(
+    project_alloy: Path, tmp_path: Path, path: str, original: str, mutant: str
 ) -> None:
-    project = shutil.copytree(
-        render_once(include_observability="yes", log_collector="alloy"), tmp_path / "project"
-    )
+    project = shutil.copytree(project_alloy, tmp_path / "project")
     text = (project / path).read_text()
     assert text.count(original) == 1, original
     (project / path).write_text(text.replace(original, mutant))
@@ -768,9 +747,8 @@ def alloy_structure_problems(source: str) -> list[str]:
     return problems
 
 
-def test_the_alloy_config_is_well_formed(render_once: Callable[..., Path]) -> None:
-    project = render_once(include_observability="yes", log_collector="alloy")
-    source = (project / "observability/alloy/config.alloy").read_text()
+def test_the_alloy_config_is_well_formed(project_alloy: Path) -> None:
+    source = (project_alloy / ALLOY_CONFIG).read_text()
     assert alloy_structure_problems(source) == []
     assert {block.name for block in parse(source)} <= set(ALLOY_EXPORTS)
 
@@ -807,10 +785,9 @@ def test_the_alloy_config_is_well_formed(render_once: Callable[..., Path]) -> No
     ],
 )
 def test_the_alloy_structure_check_catches_a_broken_config(
-    render_once: Callable[..., Path], original: str, mutant: str, expected: str
+    project_alloy: Path, original: str, mutant: str, expected: str
 ) -> None:
-    project = render_once(include_observability="yes", log_collector="alloy")
-    source = (project / "observability/alloy/config.alloy").read_text()
+    source = (project_alloy / ALLOY_CONFIG).read_text()
     assert source.count(original) == 1, original
     problems = alloy_structure_problems(source.replace(original, mutant))
     assert any(expected in problem for problem in problems), problems
