@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+DASHBOARDS_DIR = Path("observability/grafana/dashboards")
+# Every dashboard a rendered project provisions, named by its uid (database=postgres adds
+# `database`); the dashboard tests, static and live, run on each.
+DASHBOARD_UIDS = ["backend-service", "database", "slo", "log-explorer", "trace-explorer"]
+DASHBOARDS = [DASHBOARDS_DIR / f"{uid}.json" for uid in DASHBOARD_UIDS]
 # Grafana's built-in variables, as a short time range would set them.
 BUILTIN_VALUES = {
     "__rate_interval": "1m",

@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,19 @@ import jsonschema
 import pytest
 import yaml
 from conftest import TEMPLATE_DIR, require_tool
-from contract import contract_section, loki_labels
-from dashboard_queries import Query, dashboard_queries, panels
+from contract import ContractMetrics, contract_metrics, contract_section, loki_labels
+from dashboard_queries import (
+    DASHBOARD_UIDS,
+    DASHBOARDS,
+    DASHBOARDS_DIR,
+    Query,
+    dashboard_queries,
+    panels,
+)
 
 JS_DIR = TEMPLATE_DIR / "tests" / "js"
 SCHEMA_FILE = JS_DIR / "dashboard.schema.json"
-DASHBOARDS_DIR = Path("observability/grafana/dashboards")
 DASHBOARD = DASHBOARDS_DIR / "backend-service.json"
-# Every provisioned dashboard, named by its uid: the generic checks below run on each
-# (database=postgres adds `database`).
-DASHBOARD_UIDS = ["backend-service", "database", "slo", "log-explorer", "trace-explorer"]
-DASHBOARDS = [DASHBOARDS_DIR / f"{uid}.json" for uid in DASHBOARD_UIDS]
 DASHBOARD_PROVIDERS = Path("observability/grafana/provisioning/dashboards/dashboards.yml")
 DATASOURCES = Path("observability/grafana/provisioning/datasources")
 
@@ -48,65 +49,11 @@ TRACE_ATTRIBUTES = {
     "resource.service.name", "span.db.system.name",
     "span.http.route", "span.http.response.status_code", "span.url.path",
 }  # fmt: skip
-# What docs/contract.md calls `process_*` and `python_*`: prometheus-client's default
-# Process, Platform and GC collectors.
-DEFAULT_COLLECTOR_METRICS = {
-    "process_cpu_seconds_total", "process_virtual_memory_bytes", "process_resident_memory_bytes",
-    "process_start_time_seconds", "process_open_fds", "process_max_fds",
-    "python_info", "python_gc_objects_collected_total", "python_gc_objects_uncollectable_total",
-    "python_gc_collections_total",
-}  # fmt: skip
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
 
 
 # --- docs/contract.md -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ContractMetrics:
-    labels: dict[str, set[str]]  # series name -> its labels
-    prefixes: tuple[str, ...]  # `process_*`-style families: DEFAULT_COLLECTOR_METRICS
-
-    def known(self, name: str) -> bool:
-        if name.startswith(self.prefixes):
-            return name in DEFAULT_COLLECTOR_METRICS
-        return name in self.labels
-
-
-def contract_metrics() -> ContractMetrics:
-    """Series names and labels from the Metrics table and Tempo's metrics generator."""
-    labels: dict[str, set[str]] = {}
-    prefixes: list[str] = []
-    for row in re.findall(r"^\|(.+)\|$", contract_section("Metrics"), re.M):
-        cells = [cell.strip() for cell in row.split("|")]
-        names = re.findall(r"`([^`]+)`", cells[0])
-        if len(cells) < 3 or not names:
-            continue
-        kind = cells[1]
-        own_labels = set(re.findall(r"`(\w+)`", cells[2].split(";")[0]))
-        for name in names:
-            if name.endswith("_*"):
-                prefixes.append(name[:-1])
-            elif kind.startswith("histogram"):
-                labels[f"{name}_bucket"] = own_labels | {"le"}
-                labels[f"{name}_sum"] = labels[f"{name}_count"] = own_labels
-            else:
-                labels[name] = own_labels
-    # The SLO rules' recorded series: `le` only on the latency threshold.
-    for name in re.findall(r"`(job:\w+:\w+)`", contract_section("Prometheus")):
-        labels[name] = {"job", "slo"} | ({"le"} if name.endswith(":seconds") else set())
-    generator = re.search(
-        r"metrics generator writes through remote write:\n(.+?)(?=^- |\Z)",
-        contract_section("Prometheus"),
-        re.M | re.S,
-    )
-    assert generator, "docs/contract.md no longer names Tempo's generated metrics"
-    for item in re.findall(r"^  - (.+?)(?=^  - |\Z)", generator.group(1), re.M | re.S):
-        own_labels = set(re.findall(r"\(labels ([^)]+)\)", item)[0].split("`")[1::2])
-        for name in re.findall(r"`(traces_\w+)`", item):
-            labels[name] = own_labels | ({"le"} if name.endswith("_bucket") else set())
-    return ContractMetrics(labels, tuple(prefixes))
 
 
 def test_contract_lists_every_log_field_this_test_allows() -> None:

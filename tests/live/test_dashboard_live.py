@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import TEMPLATE_DIR, require_tool
-from dashboard_queries import Query, dashboard_queries
+from contract import contract_metrics, loki_labels
+from dashboard_queries import DASHBOARDS, Query, dashboard_queries
 
 from .backend import BackendProcess
 from .exposition import scrape
@@ -24,29 +25,11 @@ from .traffic import Traffic, mixed_calls, send_all, unexpected
 
 pytestmark = pytest.mark.slow
 
-# Every dashboard the live project provisions (database=postgres adds the Database one).
-DASHBOARDS = [
-    f"observability/grafana/dashboards/{uid}.json"
-    for uid in ("backend-service", "database", "slo", "log-explorer", "trace-explorer")
-]
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = {"job", "instance"}
-# Written by Tempo's metrics generator (docs/contract.md), which does not run here: queries
-# made only of these are checked by name, not for data.
-TEMPO_SPAN_METRICS = {
-    "traces_spanmetrics_calls_total",
-    "traces_spanmetrics_latency_bucket",
-    "traces_service_graph_request_total",
-    "traces_service_graph_request_failed_total",
-    "traces_service_graph_request_server_seconds_sum",
-    "traces_service_graph_request_server_seconds_bucket",
-}
+# Written by Tempo's metrics generator, which does not run here: queries made only of these
+# are checked against the names and labels docs/contract.md gives them, not for data.
 TEMPO_SPAN_METRIC = re.compile(r"\btraces_(spanmetrics|service_graph)_\w+")
-TEMPO_SPAN_METRIC_LABELS = {
-    "service", "span_name", "span_kind", "status_code", "le", "client", "server", "connection_type"
-}  # fmt: skip
-# Loki labels Promtail adds (docs/contract.md); every other LogQL name is a log field.
-LOKI_LABELS = {"service", "container", "level"}
 TRACEQL_INTRINSICS = {"name", "status", "duration", "kind", "statusMessage", "rootName"}
 
 
@@ -105,14 +88,17 @@ def test_promql_names_exist_in_a_real_scrape(
 
         series = wait_until(recorded, first_evaluation, f"data of the rule {name}", interval=1)
         labels_by_metric[name] = {label for sample in series for label in sample["metric"]}
+    generated = contract_metrics().labels
     problems = []
     for query, analysis in analysed:
         if query.language != "promql":
             continue
         allowed_labels = set(TARGET_LABELS)
         for metric in analysis["metrics"]:
-            if metric in TEMPO_SPAN_METRICS:
-                allowed_labels |= TEMPO_SPAN_METRIC_LABELS
+            if TEMPO_SPAN_METRIC.fullmatch(metric):
+                if metric not in generated:
+                    problems.append(f"{query.source}: metric {metric} is not one Tempo writes")
+                allowed_labels |= generated.get(metric, set())
             elif metric in labels_by_metric:
                 allowed_labels |= labels_by_metric[metric]
             else:
@@ -128,17 +114,18 @@ def test_logql_fields_are_written_by_the_backend(
     backend: BackendProcess, traffic: Traffic, analysed: list[tuple[Query, dict[str, Any]]]
 ) -> None:
     written = {key for line in backend.log_lines() for key in line}
+    stream_labels = loki_labels()
     problems = []
     for query, analysis in analysed:
         if query.language != "logql":
             continue
         problems += [
             f"{query.source}: stream label {name}"
-            for name in set(analysis["stream_labels"]) - LOKI_LABELS
+            for name in set(analysis["stream_labels"]) - stream_labels
         ]
         problems += [
             f"{query.source}: field {name} is in no log line"
-            for name in set(analysis["fields"]) - written - LOKI_LABELS
+            for name in set(analysis["fields"]) - written - stream_labels
         ]
     assert problems == []
 
