@@ -1,5 +1,7 @@
 """Health endpoints for orchestrators and load balancers, and the readiness check registry.
 
+- `GET /health/startup`: the application has finished starting (its lifespan startup has
+  completed): 200, else 503. No dependency is checked, as for live.
 - `GET /health/live`: the process serves requests. No dependency is checked.
 - `GET /health/ready`: every registered check passes (200) or not (503). The body names each
   check and its result, never an error message, a secret or a stack trace.
@@ -21,6 +23,9 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 ResultListener = Callable[[Mapping[str, bool]], None]
 
 CHECK_TIMEOUT_SECONDS = 2.0
+# The lifespan state key that says startup has completed: Starlette hands the lifespan's state
+# to every request, and only once its startup has completed.
+STARTUP_COMPLETE = "startup_complete"
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +74,24 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def startup_state() -> dict[str, bool]:
+    """What the application's lifespan yields once its startup work is done."""
+    return {STARTUP_COMPLETE: True}
+
+
 router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get(
+    "/startup",
+    responses={503: {"description": "The application has not finished starting"}},
+)
+async def startup(request: Request) -> JSONResponse:
+    complete = getattr(request.state, STARTUP_COMPLETE, False)
+    return JSONResponse(
+        {"status": "pass" if complete else "fail", "timestamp": _utc_now()},
+        status_code=200 if complete else 503,
+    )
 
 
 @router.get("/live")

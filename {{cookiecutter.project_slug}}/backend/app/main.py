@@ -1,9 +1,7 @@
 """The application factory: every part of the service is wired together here, and only here."""
-{%- if cookiecutter.database == "postgres" %}
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-{%- endif %}
 
 from fastapi import FastAPI
 
@@ -24,12 +22,11 @@ from app.request_context import RequestContextMiddleware
 from app.settings import Settings
 
 
-{%- if cookiecutter.database == "postgres" %}
-
-
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, bool]]:
+    # Startup work goes before the yield; GET /health/startup passes from the yield on.
+    yield health.startup_state()
+{%- if cookiecutter.database == "postgres" %}
     database: Database = app.state.database
     await database.dispose()
 {%- endif %}
@@ -43,9 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title={{ cookiecutter.project_name | tojson }},
         description={{ cookiecutter.description | tojson }},
         version=settings.service_version,
-{%- if cookiecutter.database == "postgres" %}
         lifespan=lifespan,
-{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
         # app.observability instruments every request itself; FastAPI's native telemetry
         # would add more spans and metrics per request as soon as a tracer provider exists.

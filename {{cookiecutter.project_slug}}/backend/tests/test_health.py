@@ -102,3 +102,20 @@ def test_listeners_receive_every_result() -> None:
     asyncio.run(checks.run())
 
     assert received == [{"database": True}]
+
+
+def test_startup_passes_once_the_lifespan_has_started(app: FastAPI) -> None:
+    async def never_called() -> bool:
+        raise AssertionError("the startup probe must not run readiness checks")
+
+    app.state.readiness_checks.register("dependency", never_called)
+    # Without `with`, the test client runs no lifespan: the application never started.
+    not_started = TestClient(app).get("/health/startup")
+    with TestClient(app) as client:
+        started = client.get("/health/startup")
+
+    assert not_started.status_code == 503
+    assert not_started.json()["status"] == "fail"
+    assert started.status_code == 200
+    assert started.json()["status"] == "pass"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", started.json()["timestamp"])
