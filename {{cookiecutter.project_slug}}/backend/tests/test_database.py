@@ -15,8 +15,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db.engine import Session
+from app.db.engine import Session, database_url
+from app.db.models import MIGRATION_LOCK_KEY
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import BACKEND_DIR, capture_json_logs
@@ -27,6 +29,29 @@ def test_the_migrations_create_exactly_the_models(test_database: str) -> None:
     """`alembic check`: autogenerate finds nothing between the models and the migrated
     database, so every model change comes with its revision."""
     command.check(Config(str(BACKEND_DIR / "alembic.ini")))
+
+
+def test_a_migration_run_waits_for_the_one_under_way(test_database: str) -> None:
+    """Two deploys at once: while one run holds the migration lock, another waits for it."""
+
+    async def upgrade_beside_a_lock_holder() -> tuple[bool, bool]:
+        engine = create_async_engine(database_url(Settings()))
+        try:
+            async with engine.connect() as holder:
+                await holder.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                config = Config(str(BACKEND_DIR / "alembic.ini"))
+                upgrade = asyncio.ensure_future(asyncio.to_thread(command.upgrade, config, "head"))
+                await asyncio.sleep(1)
+                waited = not upgrade.done()
+                await holder.rollback()
+            await asyncio.wait_for(upgrade, timeout=30)
+            return waited, upgrade.done()
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(upgrade_beside_a_lock_holder()) == (True, True)
 
 
 def create(client: TestClient, **fields: Any) -> httpx2.Response:

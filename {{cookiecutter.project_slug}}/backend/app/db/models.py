@@ -20,6 +20,11 @@ NAMING_CONVENTION = {
 # number is a 422, never a failing statement.
 MAX_INTEGER = 2**31 - 1
 
+# The PostgreSQL advisory lock a migration run holds (migrations/env.py): a second run started
+# meanwhile (two deploys at once, a retried Job beside its first pod) waits for it, then finds
+# the schema migrated.
+MIGRATION_LOCK_KEY = 7_460_146_521
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
