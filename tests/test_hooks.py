@@ -36,6 +36,7 @@ VALID = {
     "database": "postgres",
     "include_observability": "yes",
     "log_collector": "promtail",
+    "kubernetes": "no",
 }
 
 
@@ -67,6 +68,7 @@ def test_the_defaults_of_cookiecutter_json_are_valid() -> None:
         ("include_observability", "no"),
         ("database", "none"),
         ("log_collector", "alloy"),
+        ("kubernetes", "yes"),
     ],
     ids=lambda value: str(value)[:20],
 )
@@ -103,6 +105,7 @@ INVALID = [
     ("include_observability", "True", "include_observability"),
     ("database", "mysql", "database"),
     ("log_collector", "fluentd", "log_collector"),
+    ("kubernetes", "helm", "kubernetes"),
 ]
 
 
@@ -119,6 +122,14 @@ def test_each_rule_rejects_a_bad_answer_with_one_line_naming_it(
     shown = value if named == variable else VALID[named]
     assert problems[0].startswith(f"{named}={shown!r} is not allowed: "), problems
     assert "\n" not in problems[0]
+
+
+def test_a_helm_release_name_bounds_the_slug_with_kubernetes() -> None:
+    longest = {**VALID, "kubernetes": "yes", "project_slug": "a" * 53}
+    assert pre_gen.validate(longest) == []
+    (line,) = pre_gen.validate({**longest, "project_slug": "a" * 54})
+    assert line.startswith("project_slug='aaaa") and "53 characters with kubernetes=yes" in line
+    assert pre_gen.validate({**VALID, "kubernetes": "no", "project_slug": "a" * 63}) == []
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -144,10 +155,11 @@ DEFAULT_ANSWERS = {
 }
 
 
-def test_the_defaults_prune_only_the_other_log_collector() -> None:
-    assert post_gen.paths_to_prune({**VALID, **DEFAULT_ANSWERS}) == list(
-        post_gen.KEPT_ONLY_WHEN[("log_collector", "alloy")]
-    )
+def test_the_defaults_prune_only_the_other_log_collector_and_kubernetes() -> None:
+    assert post_gen.paths_to_prune({**VALID, **DEFAULT_ANSWERS}) == [
+        *post_gen.KEPT_ONLY_WHEN[("log_collector", "alloy")],
+        *post_gen.KEPT_ONLY_WHEN[("kubernetes", "yes")],
+    ]
 
 
 def test_observability_off_prunes_its_declared_paths() -> None:
@@ -164,16 +176,18 @@ def test_database_none_prunes_its_declared_paths() -> None:
 
 def test_each_log_collector_prunes_the_other() -> None:
     for chosen, other in (("promtail", "alloy"), ("alloy", "promtail")):
-        pruned = post_gen.paths_to_prune({**DEFAULT_ANSWERS, "log_collector": chosen})
-        assert pruned == list(post_gen.KEPT_ONLY_WHEN[("log_collector", other)])
+        answers = {**DEFAULT_ANSWERS, "log_collector": chosen, "kubernetes": "yes"}
+        assert post_gen.paths_to_prune(answers) == list(
+            post_gen.KEPT_ONLY_WHEN[("log_collector", other)]
+        )
 
 
 def test_every_pruning_answer_is_a_value_of_its_choice() -> None:
     for option, value in post_gen.KEPT_ONLY_WHEN:
         assert value in COOKIECUTTER_JSON[option], (option, value)
     for option, on in post_gen.FEATURES.items():
-        assert len(COOKIECUTTER_JSON[option]) == 2
-        assert COOKIECUTTER_JSON[option][0] == on, "the default switches the feature on"
+        (off,) = set(COOKIECUTTER_JSON[option]) - {on}
+        assert off in ("no", "none"), (option, off)
         assert (option, on) in post_gen.KEPT_ONLY_WHEN
 
 
@@ -234,6 +248,8 @@ def test_next_steps_name_the_folder_and_urls(include_observability: str) -> None
     assert "http://localhost:8000/docs" in steps
     assert ("http://localhost:3300" in steps) is (include_observability == "yes")
     assert ("grafana" in steps.lower()) is (include_observability == "yes")
+    assert "k8s" not in steps
+    assert "make k8s-up" in post_gen.next_steps({**answers, "kubernetes": "yes"})
 
 
 def relative_files(root: Path) -> set[str]:
@@ -254,11 +270,13 @@ def test_prune_list_matches_the_rendered_trees(
     render_once: Callable[..., Path], option: str, value: str
 ) -> None:
     """For each answer, its render against the render of each other value of its option (the
-    other options at their defaults): exactly the paths listed under it are what only it has."""
+    other options at their defaults, but for kubernetes=yes, whose files the other options
+    prune too): exactly the paths listed under it are what only it has."""
     declared = post_gen.KEPT_ONLY_WHEN.get((option, value), ())
-    chosen = render_once(**{option: value})
+    base = {} if option == "kubernetes" else {"kubernetes": "yes"}
+    chosen = render_once(**base, **{option: value})
     for other_value in (other for other in COOKIECUTTER_JSON[option] if other != value):
-        other = render_once(**{option: other_value})
+        other = render_once(**base, **{option: other_value})
         for relative in declared:
             assert (chosen / relative).exists(), f"{relative} is listed but never rendered"
             assert not (other / relative).exists(), f"{relative} survived {option}={other_value}"

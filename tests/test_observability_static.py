@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from alloy_syntax import AlloySyntaxError, Block, Reference, parse, references
-from conftest import COOKIECUTTER_JSON, TEMPLATE_DIR, require_tool, resolved_compose
+from alloy_syntax import ALLOY_COMPONENTS, AlloySyntaxError, Block, Reference, parse, references
+from conftest import COOKIECUTTER_JSON, require_tool, resolved_compose
 from contract import contract_section, loki_labels, structured_metadata_keys
 
 BACKEND_PORT = 8000  # the default answer
@@ -479,11 +479,6 @@ def test_tempo_remote_writes_span_metrics_with_exemplars_into_prometheus(
 
 # --- The log collector: Promtail or Alloy, the same streams in Loki ------------------
 
-ALLOY_COMPONENTS = {
-    line.strip()
-    for line in (TEMPLATE_DIR / "tests/alloy_components.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#")
-}
 # What the components config.alloy uses export (their reference pages, Alloy v1.21).
 ALLOY_EXPORTS = {
     "discovery.docker": {"targets"},

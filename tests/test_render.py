@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ OPTION_VALUES = [
     *(("include_observability", value) for value in COOKIECUTTER_JSON["include_observability"]),
     *(("database", value) for value in COOKIECUTTER_JSON["database"]),
     *(("log_collector", value) for value in COOKIECUTTER_JSON["log_collector"]),
+    *(("kubernetes", value) for value in COOKIECUTTER_JSON["kubernetes"]),
     *CUSTOM_ANSWERS.items(),
 ]
 OPTION_IDS = [f"{name}={value}" for name, value in OPTION_VALUES]
@@ -102,6 +104,10 @@ def test_each_option_value_reaches_the_rendered_project(
         services = yaml.safe_load((project / "compose.yml").read_text())["services"]
         assert set(COOKIECUTTER_JSON["log_collector"]) & set(services) == {value}
         assert (project / "observability" / value).is_dir()
+    elif name == "kubernetes":
+        assert (project / "deploy/kubernetes/chart/Chart.yaml").is_file() is (value == "yes")
+        assert ("k8s-up:" in (project / "Makefile").read_text()) is (value == "yes")
+        assert ("## Deploy to Kubernetes" in readme) is (value == "yes")
     elif name == "project_name":
         assert readme.startswith(f"# {value}\n")
     elif name == "project_slug":
@@ -189,14 +195,29 @@ def test_every_yaml_toml_and_json_file_parses(project: Path) -> None:
     assert parsed >= 4  # compose.yml, the workflow, the answers, backend/pyproject.toml
 
 
-def test_nothing_of_the_stack_in_the_no_variant(project_no: Path) -> None:
-    mentions = [
-        f"{path.relative_to(project_no)}: {match.group(0)}"
-        for path, text in text_files(project_no)
-        if path.name not in (ANSWERS_FILE, "uv.lock")
-        for match in STACK_WORDS.finditer(f"{path.relative_to(project_no)}\n{text}")
-    ]
-    assert not mentions
+# Kubernetes' own API speaks of metrics: the autoscaler's `metrics:` field and the cluster's
+# resource metrics API (metrics-server) it reads, none of them the stack's.
+KUBERNETES_METRICS_API = re.compile(r"metrics-server|resource metrics API|^\s*metrics:$", re.M)
+
+
+def stack_mentions(project: Path) -> list[str]:
+    mentions = []
+    for path, text in text_files(project):
+        relative = path.relative_to(project)
+        if path.name in (ANSWERS_FILE, "uv.lock"):
+            continue
+        if relative.parts[:2] == ("deploy", "kubernetes"):
+            text = KUBERNETES_METRICS_API.sub("", text)
+        mentions += [
+            f"{relative}: {m.group(0)}" for m in STACK_WORDS.finditer(f"{relative}\n{text}")
+        ]
+    return mentions
+
+
+@pytest.mark.parametrize("kubernetes", COOKIECUTTER_JSON["kubernetes"])
+def test_nothing_of_the_stack_in_the_no_variant(render_once: Render, kubernetes: str) -> None:
+    project_no = render_once(include_observability="no", kubernetes=kubernetes)
+    assert stack_mentions(project_no) == []
     # The answers file keeps the template's variable names as keys, and the log collector's
     # answer, unused without the stack: a replay (a later update) needs every answer, or
     # cookiecutter prompts for it. No other value may mention the stack.
@@ -206,12 +227,32 @@ def test_nothing_of_the_stack_in_the_no_variant(project_no: Path) -> None:
     assert not [value for value in answers.values() if STACK_WORDS.search(str(value))]
 
 
+def test_the_kubernetes_exception_of_the_stack_scan_is_narrow(
+    render_once: Render, tmp_path: Path
+) -> None:
+    project = shutil.copytree(
+        render_once(include_observability="no", kubernetes="yes"), tmp_path / "p"
+    )
+    values = project / "deploy/kubernetes/chart/values.yaml"
+    values.write_text(values.read_text() + "# metrics for Prometheus\n")
+    assert stack_mentions(project) == [
+        "deploy/kubernetes/chart/values.yaml: metrics",
+        "deploy/kubernetes/chart/values.yaml: Prometheus",
+    ]
+
+
 # What a database leaves in a project: its server, driver, ORM, migrations and settings.
 DATABASE_WORDS = re.compile(r"postgres|psql|sqlalchemy|alembic|asyncpg|migrat|DATABASE_", re.I)
 
 
-def test_nothing_of_a_database_with_database_none(project_without_database: Path) -> None:
-    project = project_without_database
+@pytest.mark.parametrize("kubernetes", COOKIECUTTER_JSON["kubernetes"])
+@pytest.mark.parametrize("observability", COOKIECUTTER_JSON["include_observability"])
+def test_nothing_of_a_database_with_database_none(
+    render_once: Render, observability: str, kubernetes: str
+) -> None:
+    project = render_once(
+        database="none", include_observability=observability, kubernetes=kubernetes
+    )
     mentions = [
         f"{path.relative_to(project)}: {match.group(0)}"
         for path, text in text_files(project)
@@ -219,7 +260,7 @@ def test_nothing_of_a_database_with_database_none(project_without_database: Path
         for match in DATABASE_WORDS.finditer(f"{path.relative_to(project)}\n{text}")
     ]
     assert not mentions
-    answers = json.loads((project_without_database / ANSWERS_FILE).read_text())["cookiecutter"]
+    answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
     assert answers["database"] == "none"
 
 

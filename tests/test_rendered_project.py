@@ -57,11 +57,13 @@ def run_make(
 def installed_project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
     """A rendered combination (python_version of this machine) after `make install`.
 
-    Rendered apart from the session's shared trees, since installing writes into it."""
+    Rendered apart from the session's shared trees, since installing writes into it. With
+    kubernetes=yes, whose files are a superset: `make lint` reads deploy/kubernetes/k8s.py too."""
     assert PYTHON_VERSION in COOKIECUTTER_JSON["python_version"], "no choice for this Python"
     project = render_once(
         **request.param,
         python_version=PYTHON_VERSION,
+        kubernetes="yes",
         project_name=f"Installed {combination_id(request.param)}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)
@@ -102,6 +104,7 @@ def installed_postgres_project(
     project = render_once(
         **request.param,
         python_version=PYTHON_VERSION,
+        kubernetes="yes",
         project_name=f"Installed {combination_id(request.param)}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)

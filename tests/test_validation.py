@@ -59,12 +59,14 @@ def test_bad_answer_fails_naming_the_variable_and_leaves_nothing(
         ("include_observability", "maybe"),
         ("database", "sqlite"),
         ("log_collector", "fluentd"),
+        ("kubernetes", "maybe"),
     ],
     ids=[
         "python_version='2.7'",
         "include_observability='maybe'",
         "database='sqlite'",
         "log_collector='fluentd'",
+        "kubernetes='maybe'",
     ],
 )
 def test_a_value_outside_a_choice_is_refused_before_rendering(

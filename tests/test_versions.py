@@ -16,9 +16,17 @@ VERSIONS_DOC = TEMPLATE_DIR / "docs" / "versions.md"
 # A row's first cell: `pin`, for an action `owner/name@sha` (vX.Y.Z).
 ROW = re.compile(r"^\| `(?P<pin>[^`]+)`(?: \((?P<tag>v[\d.]+)\))? \|", re.MULTILINE)
 ACTION = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})  # (?P<tag>v[\d.]+)$")
-EXACT_TAG = re.compile(r":v?\d+\.\d+\.\d+(-[a-z0-9]+)*$")
+EXACT_TAG = re.compile(r":v?\d+\.\d+\.\d+(-[a-z0-9]+)*(@sha256:[0-9a-f]{64})?$")
 # PostgreSQL numbers its releases major.minor: 18.6 is one exact release.
-EXACT_POSTGRES_TAG = re.compile(r"^postgres:\d+\.\d+(-[a-z0-9]+)*$")
+EXACT_POSTGRES_TAG = re.compile(
+    r"^(postgres|ghcr\.io/cloudnative-pg/postgresql):\d+\.\d+(-[a-z0-9]+)*$"
+)
+K8S_SCRIPT = Path("deploy/kubernetes/k8s.py")
+# In k8s.py: an UpstreamChart(release, chart, repository, version, ...).
+UPSTREAM_CHART = re.compile(
+    r'UpstreamChart\(\s*"[\w-]+",\s*"(?P<chart>[\w-]+)",\s*"[^"]+",\s*"(?P<version>[^"]+)"'
+)
+K8S_TOOL = re.compile(r'^    "(?P<tool>kind|helm|kubectl)": "(?P<version>v[\d.]+), ', re.MULTILINE)
 
 
 def evidence_rows() -> dict[str, str | None]:
@@ -65,15 +73,41 @@ def uv_pins(project: Path) -> Iterator[str]:
     yield f"uv=={workflow['env']['UV_VERSION']}"
 
 
+def kubernetes_pins(project: Path) -> dict[str, set[str]]:
+    """The images, charts and tools of deploy/kubernetes (kubernetes=yes)."""
+    script = project / K8S_SCRIPT
+    if not script.exists():
+        return {"images": set(), "tools": set()}
+    text = script.read_text()
+    (node_image,) = re.findall(r'^KIND_NODE_IMAGE = "([^"]+)"$', text, re.MULTILINE)
+    clusters = project / "deploy/kubernetes/postgres"
+    return {
+        "images": {
+            node_image,
+            *(
+                document["spec"]["imageName"]
+                for path in clusters.glob("*.yaml")
+                for document in yaml.safe_load_all(path.read_text())
+            ),
+        },
+        "tools": {
+            *(f"{match['chart']} {match['version']}" for match in UPSTREAM_CHART.finditer(text)),
+            *(f"{match['tool']} {match['version']}" for match in K8S_TOOL.finditer(text)),
+        },
+    }
+
+
 def pins_of(project: Path) -> dict[str, set[str]]:
+    kubernetes = kubernetes_pins(project)
     return {
         "images": {
             *compose_images(project),
             *dockerfile_images(project / "backend/Dockerfile"),
             *workflow_service_images(project / ".github/workflows/ci.yml"),
+            *kubernetes["images"],
         },
         "actions": set(workflow_actions(project / ".github/workflows/ci.yml")),
-        "tools": set(uv_pins(project)),
+        "tools": set(uv_pins(project)) | kubernetes["tools"],
     }
 
 
@@ -117,7 +151,8 @@ def test_every_row_of_evidence_is_pinned_somewhere(every_pin: dict[str, set[str]
 
 def test_images_are_pinned_to_an_exact_release(every_pin: dict[str, set[str]]) -> None:
     for image in every_pin["images"]:
-        exact = EXACT_POSTGRES_TAG if image.startswith("postgres:") else EXACT_TAG
+        postgres = image.startswith(("postgres:", "ghcr.io/cloudnative-pg/postgresql:"))
+        exact = EXACT_POSTGRES_TAG if postgres else EXACT_TAG
         assert exact.search(image), f"{image} is not pinned to an exact version"
 
 

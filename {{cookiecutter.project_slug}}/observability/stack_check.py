@@ -2,12 +2,14 @@
 of grafana/dashboards/ provisioned, and Prometheus, Loki and Tempo each answering a query
 with backend data.
 
-Run by `make stack-check` (and CI) after `docker compose up -d --wait`. Standard library
+Run by `make stack-check` (and CI) after `docker compose up -d --wait`{% if cookiecutter.kubernetes == "yes" %}, and by
+`make k8s-check` through port-forwards to the cluster{% endif %}. Standard library
 only, so it runs on any Python without installing anything.
 """
 
 import base64
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -15,8 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-GRAFANA = "http://127.0.0.1:{{ cookiecutter.grafana_port }}"
-BACKEND = "http://127.0.0.1:{{ cookiecutter.backend_port }}"
+# Compose publishes both on these ports; GRAFANA_URL and BACKEND_URL name others (a port-forward).
+GRAFANA = os.environ.get("GRAFANA_URL", "http://127.0.0.1:{{ cookiecutter.grafana_port }}")
+BACKEND = os.environ.get("BACKEND_URL", "http://127.0.0.1:{{ cookiecutter.backend_port }}")
 DATASOURCE_UIDS = ("prometheus", "loki", "tempo")
 DASHBOARDS = Path(__file__).resolve().parent / "grafana" / "dashboards"
 DATA_TIMEOUT_SECONDS = 180
