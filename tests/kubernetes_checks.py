@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -38,16 +39,25 @@ def copy_with_synced_chart(project: Path, destination: Path) -> Path:
     copy = shutil.copytree(project, destination)
     if not (copy / "observability").is_dir():
         return copy
-    result = subprocess.run(
-        [sys.executable, str(K8S_SCRIPT), "sync"],
-        cwd=copy,
+    result = run_k8s_script(copy, "sync")
+    assert result.returncode == 0, result.stderr
+    return copy
+
+
+def run_k8s_script(
+    project: Path, *arguments: str, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python deploy/kubernetes/k8s.py ...` in the project, with PATH set to `path` if given."""
+    environment = {**os.environ, **({"PATH": path} if path is not None else {})}
+    return subprocess.run(
+        [sys.executable, str(K8S_SCRIPT), *arguments],
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=environment,
     )
-    assert result.returncode == 0, result.stderr
-    return copy
 
 
 def helm(helm_binary: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

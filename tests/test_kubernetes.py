@@ -38,6 +38,7 @@ from kubernetes_checks import (
     of_kind,
     pod_specs,
     restricted_problems,
+    run_k8s_script,
     secret_values,
 )
 
@@ -164,15 +165,8 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def k8s_plan(project: Path, stand_ins: Path, *arguments: str) -> list[list[str]]:
     """The commands `k8s.py` would run, from its --dry-run."""
-    result = subprocess.run(
-        [sys.executable, str(K8S_SCRIPT), *arguments, "--dry-run"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{stand_ins}"},
-    )
+    path = f"{Path(sys.executable).parent}{os.pathsep}{stand_ins}"
+    result = run_k8s_script(project, *arguments, "--dry-run", path=path)
     assert result.returncode == 0, result.stderr
     return [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ ")]
 
@@ -226,15 +220,7 @@ def test_up_on_an_existing_cluster_uses_its_context_and_a_pushed_image(
 
 
 def test_a_missing_tool_is_named_with_its_version_and_install_page(k8s_project: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(K8S_SCRIPT), "up"],
-        cwd=k8s_project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "PATH": str(Path(sys.executable).parent)},
-    )
+    result = run_k8s_script(k8s_project, "up", path=str(Path(sys.executable).parent))
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert [line.split(" ", 1)[0] for line in lines] == ["kind", "docker", "helm", "kubectl"]
@@ -510,6 +496,11 @@ def test_the_datasources_keep_their_uids_and_reach_the_cluster_services(
     urls = values["datasourceUrls"]
     assert [{**source, "url": urls[source["url"]]} for source in compose] == cluster
     assert {source["uid"] for source in cluster} == {"prometheus", "loki", "tempo"}
+    # The datasource's scrape interval is the ServiceMonitor's, as it is compose's.
+    (prometheus,) = [source for source in cluster if source["uid"] == "prometheus"]
+    (monitor,) = of_kind(stack_manifests, "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["interval"] == prometheus["jsonData"]["timeInterval"]
 
 
 def service_url(values: dict[str, Any], compose_url: str) -> str:

@@ -64,4 +64,4 @@ def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
         finally:
             backend.stop()
     assert result.returncode == 0, result.stdout[-6000:]
-    assert " passed" in result.stdout and "Tested: 6" in result.stdout, result.stdout[-3000:]
+    assert " passed" in result.stdout and "Tested: 7" in result.stdout, result.stdout[-3000:]
