@@ -249,6 +249,17 @@ def test_helm_lint_strict_passes(helm_binary: str, synced_project: Path) -> None
 
 
 @pytest.mark.slow
+def test_helm_3_lints_and_renders_the_same_objects(
+    manifests: list[dict[str, Any]], synced_project: Path
+) -> None:
+    """The chart installs with Helm 3 too (apiVersion v2, nothing of Helm 4's own)."""
+    helm3 = require_tool("helm3", "Helm 3 as `helm3`; .ci/run builds it with go install")
+    result = helm(helm3, "lint", "--strict", str(CHART), cwd=synced_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert helm_template(helm3, synced_project) == manifests
+
+
+@pytest.mark.slow
 def test_the_chart_renders_the_objects_of_its_options(
     manifests: list[dict[str, Any]], synced_project: Path
 ) -> None:

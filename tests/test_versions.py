@@ -114,10 +114,13 @@ def pins_of(project: Path) -> dict[str, set[str]]:
 def template_pins() -> dict[str, set[str]]:
     makefile = (TEMPLATE_DIR / "Makefile").read_text()
     (bootstrap_uv,) = re.findall(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
+    (helm3,) = re.findall(
+        r"^helm3_version=(v[\d.]+)$", (TEMPLATE_DIR / ".ci/run").read_text(), re.M
+    )
     return {
         "images": set(),
         "actions": set(workflow_actions(TEMPLATE_DIR / ".github/workflows/ci.yml")),
-        "tools": {f"uv=={bootstrap_uv}"},
+        "tools": {f"uv=={bootstrap_uv}", f"helm {helm3}"},
     }
 
 
@@ -181,7 +184,9 @@ def test_uv_is_one_version_everywhere(project: Path) -> None:
     versions = {
         "backend/Dockerfile": uv_image.rsplit(":", 1)[1],
         "rendered CI": next(uv_pins(project)).removeprefix("uv=="),
-        "Makefile": next(iter(template_pins()["tools"])).removeprefix("uv=="),
+        "Makefile": next(
+            pin.removeprefix("uv==") for pin in template_pins()["tools"] if pin.startswith("uv==")
+        ),
         "pyproject.toml test group": test_uv.removeprefix("uv=="),
     }
     assert len(set(versions.values())) == 1, versions

@@ -67,17 +67,6 @@ class UpstreamChart:
 
 UPSTREAM_CHARTS: tuple[UpstreamChart, ...] = (
 {%- if cookiecutter.database == "postgres" or cookiecutter.include_observability == "yes" %}
-{%- if cookiecutter.database == "postgres" %}
-    # The operator behind the PostgreSQL cluster of postgres/cluster.yaml.
-    UpstreamChart(
-        "cnpg",
-        "cloudnative-pg",
-        "https://cloudnative-pg.github.io/charts",
-        "0.29.0",
-        "cnpg-system",
-        "cloudnative-pg.yaml",
-    ),
-{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
     UpstreamChart(
         "kube-prometheus-stack",
@@ -112,6 +101,17 @@ UPSTREAM_CHARTS: tuple[UpstreamChart, ...] = (
         "monitoring",
         "alloy.yaml",
         ("--set-file", f"alloy.configMap.content={DEPLOY_DIR / 'alloy/config.alloy'}"),
+    ),
+{%- endif %}
+{%- if cookiecutter.database == "postgres" %}
+    # The operator behind the PostgreSQL cluster of postgres/cluster.yaml.
+    UpstreamChart(
+        "cnpg",
+        "cloudnative-pg",
+        "https://cloudnative-pg.github.io/charts",
+        "0.29.0",
+        "cnpg-system",
+        "cloudnative-pg.yaml",
     ),
 {%- endif %}
 {% endif -%}
