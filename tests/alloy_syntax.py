@@ -234,3 +234,9 @@ def references(node: Any) -> Iterator[Reference]:
     elif isinstance(node, dict):
         for item in node.values():
             yield from references(item)
+
+
+def component(blocks: list[Block], name: str) -> Block:
+    """The one top-level block of a config named `name`."""
+    (block,) = [block for block in blocks if block.name == name]
+    return block

@@ -22,7 +22,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from alloy_syntax import ALLOY_COMPONENTS, Block, Reference, parse
+from alloy_syntax import ALLOY_COMPONENTS, Block, Reference, component, parse
 from conftest import TEMPLATE_DIR, combination_id, require_tool
 from kubernetes_checks import (
     CHART,
@@ -585,11 +585,6 @@ K8S_ALLOY_WIRING = [
     ("loki.source.file", "forward_to", "loki.process", "receiver"),
     ("loki.process", "forward_to", "loki.write", "receiver"),
 ]
-
-
-def component(blocks: list[Block], name: str) -> Block:
-    (block,) = [block for block in blocks if block.name == name]
-    return block
 
 
 def block_shape(block: Block) -> Any:

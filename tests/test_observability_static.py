@@ -18,7 +18,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from alloy_syntax import ALLOY_COMPONENTS, AlloySyntaxError, Block, Reference, parse, references
+from alloy_syntax import (
+    ALLOY_COMPONENTS,
+    AlloySyntaxError,
+    Block,
+    Reference,
+    component,
+    parse,
+    references,
+)
 from conftest import COOKIECUTTER_JSON, require_tool, resolved_compose
 from contract import contract_section, loki_labels, structured_metadata_keys
 
@@ -531,16 +539,11 @@ def promtail_pipeline(config: dict[str, Any]) -> LogPipeline:
     )
 
 
-def alloy_component(blocks: list[Block], name: str) -> Block:
-    (block,) = [block for block in blocks if block.name == name]
-    return block
-
-
 def alloy_pipeline(blocks: list[Block]) -> LogPipeline:
-    discovery = alloy_component(blocks, "discovery.docker")
+    discovery = component(blocks, "discovery.docker")
     (label_filter,) = discovery.children("filter")
     assert label_filter.attributes["name"] == "label"
-    match = alloy_component(blocks, "loki.process").child("stage.match")
+    match = component(blocks, "loki.process").child("stage.match")
     timestamp = match.child("stage.timestamp").attributes
     return LogPipeline(
         docker_host=discovery.attributes["host"],
@@ -551,7 +554,7 @@ def alloy_pipeline(blocks: list[Block]) -> LogPipeline:
                 *rule.attributes["source_labels"],
                 rule.attributes.get("regex"),
             )
-            for rule in alloy_component(blocks, "discovery.relabel").children("rule")
+            for rule in component(blocks, "discovery.relabel").children("rule")
         ),
         json_selector=match.attributes["selector"],
         json_fields=tuple(sorted(match.child("stage.json").attributes["expressions"].items())),
@@ -560,7 +563,7 @@ def alloy_pipeline(blocks: list[Block]) -> LogPipeline:
         structured_metadata=frozenset(
             match.child("stage.structured_metadata").attributes["values"]
         ),
-        push_url=alloy_component(blocks, "loki.write").child("endpoint").attributes["url"],
+        push_url=component(blocks, "loki.write").child("endpoint").attributes["url"],
     )
 
 
@@ -582,12 +585,12 @@ ALLOY_WIRING = [
 def alloy_wiring_problems(blocks: list[Block]) -> list[str]:
     problems = []
     for reader, attribute, source, export in ALLOY_WIRING:
-        value = alloy_component(blocks, reader).attributes.get(attribute)
-        label = alloy_component(blocks, source).label
+        value = component(blocks, reader).attributes.get(attribute)
+        label = component(blocks, source).label
         expected = Reference(f"{source}.{label}.{export}")
         if value not in (expected, [expected]):
             problems.append(f"alloy {reader}.{attribute} = {value!r}, expected {expected.path}")
-    host = alloy_component(blocks, "loki.source.docker").attributes.get("host")
+    host = component(blocks, "loki.source.docker").attributes.get("host")
     if host != f"unix://{DOCKER_SOCKET}":
         problems.append(f"alloy loki.source.docker reads {host!r}")
     return problems
