@@ -35,7 +35,7 @@ LOG_COLLECTORS = COOKIECUTTER_JSON["log_collector"]
 CORE_STACK = {"prometheus", "loki", "tempo", "grafana"}
 DATASOURCE_UIDS = {"prometheus", "loki", "tempo"}
 EXEMPLAR_LABEL = "trace_id"
-ALERTS = {"BackendTargetMissing", "BackendNotReady"}
+ALERTS = {"BackendTargetMissing", "BackendNotReady", "BackendHighErrorRatio"}
 # The multiwindow, multi-burn-rate alerts of backend-slos.yml, named by their long window.
 SLO_ALERTS = {f"BackendErrorBudgetBurn{window}" for window in ("1h", "6h", "1d", "3d")}
 # database=postgres adds its own file of alerts (database-alerts.yml).
@@ -255,6 +255,8 @@ def slow(values: tuple[str, str, str]) -> Any:
             )
         ),
         slow(("backend-slos", "for: 3h", "for: 4h")),  # slow-burn ticket too slow
+        ("backend-alerts", "> 0.02", "> 0.05"),  # the 5xx ratio ticket too lax
+        ("backend-alerts", "for: 15m", "for: 10m"),  # the 5xx ratio ticket fires on a spike
         ("database-alerts", "> 0.05", "> 0.15"),  # slow statements threshold too lax
         ("database-alerts", "for: 2m", "for: 10m"),  # database readiness alert too slow
         ("database-alerts", "              > 0\n", "              > 1e9\n"),  # timeouts ignored
