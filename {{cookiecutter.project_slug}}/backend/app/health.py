@@ -96,7 +96,7 @@ async def startup(request: Request) -> JSONResponse:
 
 @router.get("/live")
 async def live() -> dict[str, str]:
-    return {"status": "pass"}
+    return {"status": "pass", "timestamp": _utc_now()}
 
 
 @router.get(

@@ -18,7 +18,9 @@ def test_liveness_answers_without_running_checks(app: FastAPI, client: TestClien
     response = client.get("/health/live")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "pass"}
+    assert response.json().keys() == {"status", "timestamp"}
+    assert response.json()["status"] == "pass"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", response.json()["timestamp"])
 
 
 def test_ready_with_the_service_checks_passing_passes(client: TestClient) -> None:
