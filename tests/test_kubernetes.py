@@ -738,7 +738,7 @@ def test_the_chart_without_its_synced_files_names_the_command(
 def test_the_rendered_ci_deploys_to_kind_with_the_pinned_tools(k8s_project: Path) -> None:
     jobs = load(k8s_project / ".github/workflows/ci.yml")["jobs"]
     job = jobs["kubernetes"]
-    assert job["needs"] == ["backend"]
+    assert job["needs"] == ["backend", *(["migrations"] if has_database(k8s_project) else [])]
     runs = [step.get("run", "") for step in job["steps"]]
     commands = [line.strip() for run in runs for line in run.splitlines()]
     order = [c for c in commands if c.startswith("make k8s-")]

@@ -382,7 +382,7 @@ BASE_TARGETS = [
     "down",
     "logs",
 ]
-DATABASE_TARGETS = ["db", "migrate", "revision"]
+DATABASE_TARGETS = ["db", "migrate", "migration-check", "revision"]
 STACK_TARGETS = ["grafana", "stack-logs", "stack-reset", "stack-check"]
 
 

@@ -157,3 +157,35 @@ def test_installed_stack_packages_follow_the_variant(installed_project: Path) ->
             " if 'extra ==' not in r))",
         )
         assert stack - fastapi_requires == set()
+
+
+def test_make_migration_check_passes_and_catches_a_migration_that_does_not_reverse(
+    installed_postgres_project: Path, request: pytest.FixtureRequest
+) -> None:
+    """The rendered CI's `migrations` job: on an empty database, upgrade, check, downgrade to
+    base, upgrade again. A downgrade that leaves its table behind fails the second upgrade."""
+    server = request.getfixturevalue("postgres")
+    project = installed_postgres_project
+    migration = next((project / "backend/migrations/versions").glob("*_create_items.py"))
+    reversible = migration.read_text()
+    irreversible = reversible.replace('op.drop_table("items")', "pass")
+    assert irreversible != reversible
+    answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+    for name, text, passes in (
+        ("reversible", reversible, True),
+        ("irreversible", irreversible, False),
+    ):
+        # One server for every combination: a database of its own for each.
+        database = f"gate_{name}_{answers['include_observability']}"
+        server.psql("postgres", f"CREATE DATABASE {database}")
+        migration.write_text(text)
+        try:
+            result = run_make(
+                project,
+                "migration-check",
+                timeout=CHECK_TIMEOUT,
+                environment={**server.environment, "POSTGRES_DB": database},
+            )
+        finally:
+            migration.write_text(reversible)
+        assert (result.returncode == 0) is passes, result.stdout + result.stderr
