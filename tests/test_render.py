@@ -431,15 +431,14 @@ def test_template_workflow_is_read_only_with_pinned_actions() -> None:
     )
 
 
-def test_workflow_and_pre_commit_pin_their_actions_and_permissions(project: Path) -> None:
+def test_workflow_and_pre_commit_pin_their_actions_and_permissions(combination: Path) -> None:
+    project = combination
     workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
     assert_read_only_and_pinned(workflow)
-    jobs = set(workflow["jobs"])
-    assert jobs == (
-        {"backend", "compose", "stack"}
-        if (project / "observability").is_dir()
-        else {"backend", "compose"}
-    )
+    expected = {"backend", "compose"}
+    expected |= {"stack"} if (project / "observability").is_dir() else set()
+    expected |= {"migrations"} if (project / "backend/app/db").is_dir() else set()
+    assert set(workflow["jobs"]) == expected
     pre_commit = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
     hooks = [hook["id"] for repo in pre_commit["repos"] for hook in repo["hooks"]]
     assert hooks == ["ruff-check", "ruff-format", "mypy"]
