@@ -94,6 +94,10 @@ def env_keys(text: str) -> list[str]:
     ]
 
 
+# Prometheus and promtool of the version compose pins, built as .ci/run does it.
+PROMETHEUS_HINT = "the version compose pins, built from the Go module proxy as .ci/run does"
+
+
 def require_tool(name: str, hint: str) -> str:
     """Path of a command-line tool; a skip where it is missing, a failure under CI."""
     path = shutil.which(name)

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, require_tool
+from conftest import PROMETHEUS_HINT, TEMPLATE_DIR, require_tool
 from contract import ContractMetrics, contract_metrics, contract_section, loki_labels
 from dashboard_queries import (
     DASHBOARD_UIDS,
@@ -464,7 +464,7 @@ def test_provider_loads_the_folder_compose_mounts(project_yes: Path) -> None:
     assert mounts["./observability/grafana/provisioning"] == "/etc/grafana/provisioning"
 
 
-# --- every query: grammar, names, Prometheus 2.42 --------------------------------------
+# --- every query: grammar, names, the pinned Prometheus ------------------------------
 
 
 def test_every_query_parses_with_the_official_grammar(
@@ -529,8 +529,8 @@ def test_grammar_check_catches_a_broken_query(
 
 
 def promtool_check(queries: Iterable[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Prometheus' own parser (2.42 here) reads each query as a recording rule."""
-    promtool = require_tool("promtool", "Debian package prometheus")
+    """Prometheus' own parser (the pinned promtool) reads each query as a recording rule."""
+    promtool = require_tool("promtool", PROMETHEUS_HINT)
     rules = {
         "groups": [
             {

@@ -23,7 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from alloy_syntax import ALLOY_COMPONENTS, Block, Reference, component, parse
-from conftest import TEMPLATE_DIR, combination_id, require_tool
+from conftest import PROMETHEUS_HINT, TEMPLATE_DIR, combination_id, require_tool
 from kubernetes_checks import (
     CHART,
     DEPLOY,
@@ -465,7 +465,7 @@ def test_the_prometheus_rules_are_the_compose_rule_files(
     ]
     assert [rule["spec"] for rule in rules] == [load(path) for path in files]
     # The groups as the operator hands them to Prometheus pass compose's own rule tests.
-    promtool = require_tool("promtool", "Debian's prometheus package; see .ci/run")
+    promtool = require_tool("promtool", PROMETHEUS_HINT)
     shutil.copytree(synced_project / RULES / "tests", tmp_path / "tests")
     for path, rule in zip(files, rules, strict=True):
         (tmp_path / path.name).write_text(yaml.safe_dump(rule["spec"]))

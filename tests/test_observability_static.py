@@ -27,7 +27,7 @@ from alloy_syntax import (
     parse,
     references,
 )
-from conftest import COOKIECUTTER_JSON, require_tool, resolved_compose
+from conftest import COOKIECUTTER_JSON, PROMETHEUS_HINT, require_tool, resolved_compose
 from contract import contract_section, loki_labels, structured_metadata_keys
 
 BACKEND_PORT = 8000  # the default answer
@@ -179,7 +179,7 @@ def stack(project_with_collector: Path) -> dict[str, Any]:
 
 
 def test_promtool_accepts_the_config_and_finds_the_rules(project_yes: Path) -> None:
-    promtool = require_tool("promtool", "apt-get install prometheus")
+    promtool = require_tool("promtool", PROMETHEUS_HINT)
     result = run(
         [promtool, "check", "config", "observability/prometheus/prometheus.yml"], project_yes
     )
@@ -189,7 +189,7 @@ def test_promtool_accepts_the_config_and_finds_the_rules(project_yes: Path) -> N
 
 
 def test_promtool_accepts_the_rules(project_yes: Path) -> None:
-    promtool = require_tool("promtool", "apt-get install prometheus")
+    promtool = require_tool("promtool", PROMETHEUS_HINT)
     rule_files = sorted((project_yes / "observability/prometheus/rules").glob("*.yml"))
     assert rule_files
     result = run([promtool, "check", "rules", *map(str, rule_files)])
@@ -197,7 +197,7 @@ def test_promtool_accepts_the_rules(project_yes: Path) -> None:
 
 
 def test_promtool_unit_tests_of_the_alerts_pass(project_yes: Path) -> None:
-    promtool = require_tool("promtool", "apt-get install prometheus")
+    promtool = require_tool("promtool", PROMETHEUS_HINT)
     rules_dir = project_yes / "observability/prometheus/rules"
     tests = sorted(path.name for path in (rules_dir / "tests").glob("*.test.yml"))
     # One unit-test file per rule file.
@@ -265,7 +265,7 @@ def slow(values: tuple[str, str, str]) -> Any:
 def test_the_alert_unit_tests_catch_a_weakened_rule(
     project_yes: Path, tmp_path: Path, rules_file: str, original: str, mutant: str
 ) -> None:
-    promtool = require_tool("promtool", "apt-get install prometheus")
+    promtool = require_tool("promtool", PROMETHEUS_HINT)
     rules = shutil.copytree(project_yes / "observability/prometheus/rules", tmp_path / "rules")
     alerts_file = rules / f"{rules_file}.yml"
     text = alerts_file.read_text(encoding="utf-8")

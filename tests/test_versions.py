@@ -4,13 +4,20 @@ each row is pinned somewhere, and uv is one version everywhere."""
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CHOICE_COMBINATIONS, TEMPLATE_DIR
+from conftest import (
+    CHOICE_COMBINATIONS,
+    PROMETHEUS_HINT,
+    TEMPLATE_DIR,
+    UNDER_CI,
+    require_tool,
+)
 
 VERSIONS_DOC = TEMPLATE_DIR / "docs" / "versions.md"
 # A row's first cell: `pin`, for an action `owner/name@sha` (vX.Y.Z).
@@ -202,3 +209,21 @@ def test_observability_readme_lists_the_stack_images_as_compose_pins_them(
     assert listed == {compose[name]["image"] for name in stack}
     versions_section = readme.split("## Versions", 1)[1].split("\n## ", 1)[0]
     assert set(re.findall(r"^\| `([^`]+)` \|", versions_section, re.MULTILINE)) == listed
+
+
+@pytest.mark.parametrize("tool", ["promtool", "prometheus"])
+def test_the_tests_run_the_prometheus_compose_pins(project_yes: Path, tool: str) -> None:
+    """Rules, configs and live checks are proven with the release compose runs, not an older
+    one that accepts other spellings (Debian's is 2.x)."""
+    compose = yaml.safe_load((project_yes / "compose.yml").read_text())["services"]
+    pinned = compose["prometheus"]["image"].rsplit(":v", 1)[1]
+    binary = require_tool(tool, PROMETHEUS_HINT)
+    result = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    found = re.search(r"version (\S+) ", result.stdout + result.stderr)
+    if found is None or found.group(1) != pinned:
+        message = f"{binary} is {found and found.group(1)}, compose pins {pinned}"
+        if UNDER_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)

@@ -1,4 +1,4 @@
-"""A real Prometheus (Debian's /usr/bin/prometheus) scraping the processes of the live tests."""
+"""A real Prometheus (the version compose pins) scraping the processes of the live tests."""
 
 from __future__ import annotations
 
