@@ -324,12 +324,19 @@ def test_the_restricted_check_catches_each_rule() -> None:
 
 
 @pytest.mark.slow
-def test_the_probes_follow_the_health_contract(manifests: list[dict[str, Any]]) -> None:
+def test_the_probes_follow_the_health_contract(
+    manifests: list[dict[str, Any]], synced_project: Path
+) -> None:
     (deployment,) = of_kind(manifests, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     paths = [container[probe]["httpGet"]["path"] for probe in PROBES]
     assert paths == ["/health/startup", "/health/live", "/health/ready"]
     assert {container[probe]["httpGet"]["port"] for probe in PROBES} == {"http"}
+    # The image's own command listens where the chart sends the Service and the probes.
+    (http,) = container["ports"]
+    assert "args" not in container and "command" not in container
+    dockerfile = (synced_project / "backend/Dockerfile").read_text()
+    assert f'"--port", "{http["containerPort"]}"' in dockerfile
     strategy = deployment["spec"]["strategy"]
     assert strategy["rollingUpdate"]["maxUnavailable"] == 0
     assert deployment["spec"]["replicas"] >= 2
