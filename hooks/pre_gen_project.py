@@ -29,7 +29,7 @@ CHOICES = {
     "python_version": ("3.11", "3.12", "3.13", "3.14"),
     "database": ("postgres", "none"),
     "include_observability": ("yes", "no"),
-    "log_collector": ("promtail", "alloy"),
+    "log_collector": ("alloy", "promtail"),
     "kubernetes": ("no", "yes"),
 }
 

@@ -35,7 +35,7 @@ VALID = {
     "grafana_port": "3000",
     "database": "postgres",
     "include_observability": "yes",
-    "log_collector": "promtail",
+    "log_collector": "alloy",
     "kubernetes": "no",
 }
 
@@ -67,7 +67,7 @@ def test_the_defaults_of_cookiecutter_json_are_valid() -> None:
         ("python_version", "3.11"),
         ("include_observability", "no"),
         ("database", "none"),
-        ("log_collector", "alloy"),
+        ("log_collector", "promtail"),
         ("kubernetes", "yes"),
     ],
     ids=lambda value: str(value)[:20],
@@ -157,7 +157,7 @@ DEFAULT_ANSWERS = {
 
 def test_the_defaults_prune_only_the_other_log_collector_and_kubernetes() -> None:
     assert post_gen.paths_to_prune({**VALID, **DEFAULT_ANSWERS}) == [
-        *post_gen.KEPT_ONLY_WHEN[("log_collector", "alloy")],
+        *post_gen.KEPT_ONLY_WHEN[("log_collector", "promtail")],
         *post_gen.KEPT_ONLY_WHEN[("kubernetes", "yes")],
     ]
 
