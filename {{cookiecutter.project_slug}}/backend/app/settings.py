@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 {%- if cookiecutter.include_observability == "yes" %}
     # Unset or empty: spans are still created (trace ids in logs and exemplars) but never exported.
     otel_exporter_otlp_endpoint: str | None = None
+    # Unset or empty: traces are sampled by ENVIRONMENT (app/observability/tracing.py); set,
+    # the OpenTelemetry SDK reads it, and OTEL_TRACES_SAMPLER_ARG, itself.
+    otel_traces_sampler: str | None = None
 {%- endif %}
 
     @field_validator("log_level", mode="before")
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 {%- if cookiecutter.include_observability == "yes" %}
 
-    @field_validator("otel_exporter_otlp_endpoint")
+    @field_validator("otel_exporter_otlp_endpoint", "otel_traces_sampler")
     @classmethod
     def _empty_means_unset(cls, value: str | None) -> str | None:
         return value or None

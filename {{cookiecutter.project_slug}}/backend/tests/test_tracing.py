@@ -21,7 +21,7 @@ from starlette.types import Message
 from app.main import create_app
 from app.observability import tracing
 from app.settings import Settings
-from tests.conftest import LogLines, access_lines
+from tests.conftest import LogLines, access_lines, capture_json_logs
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -132,7 +132,7 @@ def test_unsampled_requests_are_served_and_leave_no_span(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"otel_traces_sampler": "always_off"}))
     exporter = InMemorySpanExporter()
     app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
 
@@ -262,22 +262,62 @@ def test_outgoing_httpx_calls_propagate_the_trace(
     assert headers["traceparent"].split("-")[1] == format(server_span.context.trace_id, "032x")
 
 
-def test_sampler_comes_from_the_environment(
+def test_a_set_sampler_wins_and_the_sdk_reads_it(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    chosen = settings.model_copy(update={"otel_traces_sampler": "traceidratio"})
 
-    provider = tracing.create_tracer_provider(settings)
+    provider = tracing.create_tracer_provider(chosen)
 
     assert provider.sampler.get_description() == "TraceIdRatioBased{0.25}"
 
 
-def test_default_sampler_is_parent_based_always_on(settings: Settings) -> None:
-    provider = tracing.create_tracer_provider(settings)
+@pytest.mark.parametrize(
+    ("environment", "ratio"),
+    [("development", "1.0"), ("staging", "0.2"), ("production", "0.1"), ("test", "1.0")],
+)
+def test_without_a_sampler_the_environment_sets_the_share(
+    settings: Settings, environment: str, ratio: str
+) -> None:
+    provider = tracing.create_tracer_provider(
+        settings.model_copy(update={"environment": environment})
+    )
 
     description = provider.sampler.get_description()
-    assert description.startswith("ParentBased{root:AlwaysOnSampler,")
+    assert description.startswith("ParentBased{root:TraceIdRatioBased{" + ratio + "},")
+
+
+def test_an_empty_sampler_variable_means_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+
+    provider = tracing.create_tracer_provider(Settings())
+
+    assert "TraceIdRatioBased{0.1}" in provider.sampler.get_description()
+
+
+def test_with_the_sdk_disabled_the_service_runs_and_exports_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    RecordingExporter.created_with.clear()
+    monkeypatch.setattr(tracing, "OTLPSpanExporter", RecordingExporter)
+    exporting = settings.model_copy(update={"otel_exporter_otlp_endpoint": "http://127.0.0.1:9"})
+    app = create_app(exporting)
+    exporter = InMemorySpanExporter()
+    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    lines = capture_json_logs()
+
+    with TestClient(app) as client:
+        assert client.get("/api/v1/items").status_code == 200
+
+    # Every processor sees the same spans: none reached the OTLP exporter either.
+    assert RecordingExporter.created_with == ["http://127.0.0.1:9"]
+    assert exporter.get_finished_spans() == ()
+    (access,) = access_lines(lines())
+    assert "trace_id" not in access
 
 
 class RecordingExporter(InMemorySpanExporter):

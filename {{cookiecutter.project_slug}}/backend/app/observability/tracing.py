@@ -5,8 +5,9 @@
   its route template and carries the HTTP attributes of the stable semantic conventions.
 - Exporter: only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Unset, spans still exist (their
   ids go into logs and exemplars) but nothing is exported and no connection is attempted.
-- Sampler: `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, read by the SDK
-  (default `parentbased_always_on`).
+- Sampler: by `ENVIRONMENT` (`TRACE_RATIO_BY_ENVIRONMENT`), parent-based; when
+  `OTEL_TRACES_SAMPLER` is set, the SDK's own from it and `OTEL_TRACES_SAMPLER_ARG` instead.
+  `OTEL_SDK_DISABLED=true` turns the SDK off: no span is recorded or exported.
 - Propagation: the SDK's propagators (W3C trace context and baggage unless
   `OTEL_PROPAGATORS` says otherwise), on incoming requests and on outgoing httpx calls.
 """
@@ -18,6 +19,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.semconv.attributes import (
     client_attributes,
     error_attributes,
@@ -48,8 +50,22 @@ def sampled_span_context() -> SpanContext | None:
     return span_context if span_context.trace_flags.sampled else None
 
 
+# The share of new traces kept when OTEL_TRACES_SAMPLER is unset, by ENVIRONMENT: every one
+# where someone is watching, a share where traffic is real. Any other environment keeps all.
+TRACE_RATIO_BY_ENVIRONMENT = {"development": 1.0, "staging": 0.2, "production": 0.1}
+
+
+def default_sampler(environment: str) -> Sampler:
+    """Parent-based: a request continues its caller's decision; a new trace is kept at the
+    environment's ratio."""
+    return ParentBased(TraceIdRatioBased(TRACE_RATIO_BY_ENVIRONMENT.get(environment, 1.0)))
+
+
 def create_tracer_provider(settings: Settings) -> TracerProvider:
+    # None: the SDK makes the sampler OTEL_TRACES_SAMPLER names.
+    sampler = None if settings.otel_traces_sampler else default_sampler(settings.environment)
     provider = TracerProvider(
+        sampler=sampler,
         resource=Resource.create(
             {
                 "service.name": settings.service_name,
@@ -57,7 +73,7 @@ def create_tracer_provider(settings: Settings) -> TracerProvider:
                 "service.version": settings.service_version,
                 "deployment.environment": settings.environment,
             }
-        )
+        ),
     )
     if settings.otel_exporter_otlp_endpoint is not None:
         # A background thread exports in batches, off the request path; while the endpoint is
