@@ -1,4 +1,5 @@
 import re
+import threading
 import uuid
 
 from fastapi import FastAPI
@@ -110,6 +111,21 @@ def test_gauges_info_and_default_collectors(client: TestClient) -> None:
     assert "process_cpu_seconds_total" in text
     assert "python_gc_objects_collected_total" in text
     assert "_created" not in text
+
+
+def test_the_thread_count_is_read_at_scrape_time(client: TestClient) -> None:
+    before = samples(client, "app_threads")[0].value
+    release = threading.Event()
+    extra = threading.Thread(target=release.wait)
+    extra.start()
+    try:
+        during = samples(client, "app_threads")[0].value
+    finally:
+        release.set()
+        extra.join()
+
+    assert before >= 1
+    assert during >= before + 1
 
 
 def test_readiness_gauges_follow_the_checks(app: FastAPI, client: TestClient) -> None:

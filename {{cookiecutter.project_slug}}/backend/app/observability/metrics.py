@@ -6,12 +6,14 @@ Their names and labels are shared with the dashboards and alert rules:
   exemplar when the request's span is sampled
 - `active_requests`, `app_info{service, version, environment}`
 - `app_ready` and `app_readiness_check{check}`, refreshed by every scrape and readiness probe
+- `app_threads`, the threads the process runs, read at scrape time
 - the process and Python collectors of prometheus-client.
 
 `endpoint` is the route template, or `<unmatched>` for any path no route matches, so random
 URLs cannot create series.
 """
 
+import threading
 import time
 from collections.abc import Mapping
 
@@ -145,6 +147,13 @@ def create_registry(settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry()
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
+    # The exporter's, the thread pool's for sync endpoints and the server's: a steady climb is
+    # a leak of threads or of work handed to them.
+    Gauge(
+        "app_threads",
+        "Threads the process runs (Python's threading.active_count()).",
+        registry=registry,
+    ).set_function(threading.active_count)
     Info("app", "The service's name, version and environment.", registry=registry).info(
         {
             "service": settings.service_name,
