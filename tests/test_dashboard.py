@@ -36,9 +36,9 @@ DATASOURCES = Path("observability/grafana/provisioning/datasources")
 
 # Log fields docs/contract.md lists under "Logs"; each is checked to be there.
 LOG_FIELDS = {
-    "timestamp", "level", "message", "logger", "service", "environment",
+    "timestamp", "level", "message", "logger", "service", "environment", "source",
     "request_id", "correlation_id",
-    "method", "route", "path", "status", "duration_ms", "client_ip", "outcome",
+    "method", "route", "path", "status", "duration_ms", "client_ip", "outcome", "invalid_fields",
     "error", "trace_id", "span_id",
 }  # fmt: skip
 # LogQL's json parser flattens the nested `error` object into these.

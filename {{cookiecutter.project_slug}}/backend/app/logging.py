@@ -1,6 +1,7 @@
 """Logging as one JSON object per line on stdout, for every logger including uvicorn's.
 
-Each line carries `timestamp`, `level`, `message`, `logger`, `service`, `environment`; inside
+Each line carries `timestamp`, `level`, `message`, `logger`, `service`, `environment` and
+`source` (the kind of process: `api` here, a background worker would say `worker`); inside
 a request also `request_id` and `correlation_id`{% if cookiecutter.include_observability == "yes" %}; inside a sampled span `trace_id` and `span_id`{% endif %};
 every `extra={...}` field given to the logging call; and for an exception an `error` object
 with `type`, `message` and `stack`.
@@ -17,6 +18,9 @@ from app.observability.tracing import sampled_span_context
 from app.request_context import current_request_ids
 from app.settings import Settings
 
+# `source` of the lines the API process writes.
+API_SOURCE = "api"
+
 # Attributes every LogRecord has; any other attribute came from `extra` and is written out,
 # but for uvicorn's `color_message`, a copy of the message with terminal colours.
 _NOT_EXTRA = frozenset(
@@ -32,10 +36,11 @@ _NOT_EXTRA = frozenset(
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line; cheap, since it runs for every request."""
 
-    def __init__(self, service: str, environment: str) -> None:
+    def __init__(self, service: str, environment: str, source: str) -> None:
         super().__init__()
         self._service = service
         self._environment = environment
+        self._source = source
         # The date and time up to the second, formatted once per second, not once per line
         # (handlers format under their lock, so this cache needs none of its own).
         self._cached_second = -1
@@ -56,6 +61,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "service": self._service,
             "environment": self._environment,
+            "source": self._source,
         }
         ids = current_request_ids.get()
         if ids is not None:
@@ -83,10 +89,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, source: str = API_SOURCE) -> None:
     """Send every log record, uvicorn's included, through one JSON handler on stdout."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(settings.service_name, settings.environment))
+    handler.setFormatter(JsonFormatter(settings.service_name, settings.environment, source))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

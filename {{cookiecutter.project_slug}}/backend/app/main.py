@@ -13,7 +13,7 @@ from app.db.errors import add_database_error_handlers
 {%- else %}
 from app.api.v1.items import ItemStore
 {%- endif %}
-from app.errors import UnhandledErrorMiddleware
+from app.errors import UnhandledErrorMiddleware, add_validation_error_logging
 from app.logging import configure_logging
 {%- if cookiecutter.include_observability == "yes" %}
 from app.observability import NATIVE_TELEMETRY_OFF, setup_observability
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.item_store = ItemStore()
 {%- endif %}
 
+    add_validation_error_logging(app)
     app.include_router(health.router)
     app.include_router(v1.router)
 

@@ -34,6 +34,7 @@ def test_access_line_fields(client: TestClient, log_lines: LogLines) -> None:
         "logger": "app.access",
         "service": "test-service",
         "environment": "test",
+        "source": "api",
         "request_id": response.headers["x-request-id"],
         "correlation_id": response.headers["x-correlation-id"],
         "method": "GET",
@@ -70,6 +71,23 @@ def test_access_line_names_the_route_template(
         status,
         "success",
     )
+
+
+def test_a_rejected_request_logs_its_route_and_failed_fields_but_no_value(
+    client: TestClient, log_lines: LogLines
+) -> None:
+    sent = "hunter2-not-a-price"
+    response = client.post("/api/v1/items", json={"name": "pen", "price": sent})
+
+    assert response.status_code == 422
+    lines = log_lines()
+    (rejected,) = [line for line in lines if line["message"] == "request rejected"]
+    assert rejected["route"] == "/api/v1/items"
+    assert rejected["invalid_fields"] == ["body.price"]
+    assert rejected["request_id"] == response.headers["x-request-id"]
+    (access,) = access_lines(lines)
+    assert (access["status"], access["outcome"]) == (422, "success")  # the client erred
+    assert sent not in str(lines)
 
 
 def test_levels_are_lowercase_and_extra_fields_are_kept(
