@@ -14,6 +14,7 @@ from app.db.errors import add_database_error_handlers
 from app.api.v1.items import ItemStore
 {%- endif %}
 from app.errors import UnhandledErrorMiddleware, add_validation_error_logging
+from app.http_client import create_http_client, http_client_state
 from app.logging import configure_logging
 {%- if cookiecutter.include_observability == "yes" %}
 from app.observability import NATIVE_TELEMETRY_OFF, setup_observability
@@ -23,9 +24,11 @@ from app.settings import Settings
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, bool]]:
-    # Startup work goes before the yield; GET /health/startup passes from the yield on.
-    yield health.startup_state()
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
+    # Starlette hands what is yielded to every request (request.state): the shared HTTP
+    # client, closed on shutdown, and from then on GET /health/startup passes.
+    async with create_http_client() as http_client:
+        yield {**health.startup_state(), **http_client_state(http_client)}
 {%- if cookiecutter.database == "postgres" %}
     database: Database = app.state.database
     await database.dispose()

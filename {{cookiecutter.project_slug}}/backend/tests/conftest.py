@@ -6,7 +6,9 @@ import contextlib
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 {%- if postgres %}
 from pathlib import Path
 {%- endif %}
@@ -159,3 +161,29 @@ def log_lines(app: FastAPI) -> LogLines:
 
 def access_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for line in lines if line["logger"] == "app.access"]
+
+
+class HeaderRecorder(BaseHTTPRequestHandler):
+    """A service the backend calls: keeps the headers of every GET, answers 204."""
+
+    received: list[dict[str, str]] = []  # noqa: RUF012
+
+    def do_GET(self) -> None:
+        self.received.append({name.lower(): value for name, value in self.headers.items()})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def downstream() -> Iterator[str]:
+    """The URL of a real local HTTP server recording what it receives (HeaderRecorder)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeaderRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    HeaderRecorder.received.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

@@ -1,10 +1,6 @@
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
@@ -18,10 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import Message
 
+from app.http_client import HttpClient
 from app.main import create_app
 from app.observability import tracing
 from app.settings import Settings
-from tests.conftest import LogLines, access_lines, capture_json_logs
+from tests.conftest import HeaderRecorder, LogLines, access_lines, capture_json_logs
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -224,36 +221,12 @@ def test_the_span_does_not_outlive_its_request(app: FastAPI) -> None:
     assert asyncio.run(one_request()) is trace.INVALID_SPAN
 
 
-class HeaderRecorder(BaseHTTPRequestHandler):
-    received: list[dict[str, str]] = []  # noqa: RUF012
-
-    def do_GET(self) -> None:
-        self.received.append(dict(self.headers))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def downstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HeaderRecorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    HeaderRecorder.received.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
 def test_outgoing_httpx_calls_propagate_the_trace(
     app: FastAPI, client: TestClient, spans: InMemorySpanExporter, downstream: str
 ) -> None:
     @app.get("/test/call-downstream")
-    async def call_downstream() -> None:
-        async with httpx.AsyncClient() as http:
-            await http.get(downstream)
+    async def call_downstream(http: HttpClient) -> None:
+        await http.get(downstream)
 
     client.get("/test/call-downstream")
 
