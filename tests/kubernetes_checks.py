@@ -27,6 +27,31 @@ KUBERNETES_VARIANTS = [
 ]
 # The paths the chart's probes ask, in the order startup, liveness, readiness.
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+# What k8s.py pins: the kind node image, each tool's version in TOOLS, and each
+# UpstreamChart(release, chart, repository, version, namespace, values file).
+KIND_NODE_IMAGE = re.compile(r'^KIND_NODE_IMAGE = "(?P<image>[^"]+)"$', re.MULTILINE)
+K8S_TOOL = re.compile(r'^    "(?P<tool>kind|helm|kubectl)": "(?P<version>v[\d.]+), ', re.MULTILINE)
+UPSTREAM_CHART = re.compile(
+    r'UpstreamChart\(\s*"[\w-]+",\s*"(?P<chart>[\w-]+)",\s*"[^"]+",\s*"(?P<version>[^"]+)",'
+    r'\s*"[\w-]+",\s*"(?P<values>[\w.-]+)"'
+)
+
+
+def kind_node_image(project: Path) -> str:
+    (match,) = KIND_NODE_IMAGE.finditer((project / K8S_SCRIPT).read_text())
+    return match["image"]
+
+
+def tool_versions(project: Path) -> dict[str, str]:
+    """kind, helm and kubectl, each with the version k8s.py names."""
+    text = (project / K8S_SCRIPT).read_text()
+    return {match["tool"]: match["version"] for match in K8S_TOOL.finditer(text)}
+
+
+def upstream_charts(project: Path) -> list[dict[str, str]]:
+    """Each official chart k8s.py installs: its `chart`, `version` and `values` file."""
+    text = (project / K8S_SCRIPT).read_text()
+    return [match.groupdict() for match in UPSTREAM_CHART.finditer(text)]
 
 
 def load_all(text: str) -> list[dict[str, Any]]:

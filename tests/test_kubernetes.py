@@ -34,12 +34,15 @@ from kubernetes_checks import (
     copy_with_synced_chart,
     helm,
     helm_template,
+    kind_node_image,
     load_all,
     of_kind,
     pod_specs,
     restricted_problems,
     run_k8s_script,
     secret_values,
+    tool_versions,
+    upstream_charts,
 )
 
 Render = Callable[..., Path]
@@ -371,9 +374,8 @@ def test_autoscaling_replaces_the_fixed_replica_count(
 
 def kubernetes_minor(project: Path) -> str:
     """The Kubernetes minor of the kind node image k8s.py pins: the version validated against."""
-    match = re.search(
-        r'KIND_NODE_IMAGE = "kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}"',
-        (project / K8S_SCRIPT).read_text(),
+    match = re.fullmatch(
+        r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", kind_node_image(project)
     )
     assert match, "k8s.py pins no kindest/node image by version and digest"
     return match.group(1)
@@ -752,14 +754,8 @@ def test_the_rendered_ci_deploys_to_kind_with_the_pinned_tools(k8s_project: Path
     assert order == ["make k8s-lint", "make k8s-up", "make k8s-check", "make k8s-down"]
     (down,) = [step for step in job["steps"] if step.get("run") == "make k8s-down"]
     assert down["if"] == "always()"
-    tools = dict(
-        re.findall(
-            r'^    "(kind|helm|kubectl)": "(v[\d.]+), ',
-            (k8s_project / K8S_SCRIPT).read_text(),
-            re.M,
-        )
-    )
-    assert {name.split("_")[0].lower(): version for name, version in job["env"].items()} == tools
+    pinned = {name.split("_")[0].lower(): version for name, version in job["env"].items()}
+    assert pinned == tool_versions(k8s_project)
 
 
 def test_the_make_targets_call_k8s_py(k8s_project: Path) -> None:
@@ -796,11 +792,6 @@ def test_the_longest_slug_gives_names_kubernetes_accepts(
 # --- The official charts' values: only keys looked up for the pinned version ------------
 
 UPSTREAM_KEYS = load(TEMPLATE_DIR / "tests/kubernetes_upstream_keys.yaml")
-# In k8s.py: UpstreamChart(release, chart, repository, version, namespace, values file).
-UPSTREAM_CHART = re.compile(
-    r'UpstreamChart\(\s*"[\w-]+",\s*"(?P<chart>[\w-]+)",\s*"[^"]+",\s*"(?P<version>[^"]+)",'
-    r'\s*"[\w-]+",\s*"(?P<values>[\w.-]+)"'
-)
 
 
 def key_paths(node: Any, prefix: str = "") -> list[str]:
@@ -828,7 +819,7 @@ def unlisted_keys(paths: list[str], listed: list[str]) -> list[str]:
 def test_the_values_files_set_only_keys_looked_up_for_the_pinned_charts(
     k8s_project: Path,
 ) -> None:
-    charts = list(UPSTREAM_CHART.finditer((k8s_project / K8S_SCRIPT).read_text()))
+    charts = upstream_charts(k8s_project)
     assert len(charts) == 4 * has_stack(k8s_project) + has_database(k8s_project)
     for chart in charts:
         pinned = f"{chart['chart']} {chart['version']}"

@@ -18,6 +18,7 @@ from conftest import (
     UNDER_CI,
     require_tool,
 )
+from kubernetes_checks import K8S_SCRIPT, kind_node_image, tool_versions, upstream_charts
 
 VERSIONS_DOC = TEMPLATE_DIR / "docs" / "versions.md"
 # A row's first cell: `pin`, for an action `owner/name@sha` (vX.Y.Z).
@@ -28,12 +29,6 @@ EXACT_TAG = re.compile(r":v?\d+\.\d+\.\d+(-[a-z0-9]+)*(@sha256:[0-9a-f]{64})?$")
 EXACT_POSTGRES_TAG = re.compile(
     r"^(postgres|ghcr\.io/cloudnative-pg/postgresql):\d+\.\d+(-[a-z0-9]+)*$"
 )
-K8S_SCRIPT = Path("deploy/kubernetes/k8s.py")
-# In k8s.py: an UpstreamChart(release, chart, repository, version, ...).
-UPSTREAM_CHART = re.compile(
-    r'UpstreamChart\(\s*"[\w-]+",\s*"(?P<chart>[\w-]+)",\s*"[^"]+",\s*"(?P<version>[^"]+)"'
-)
-K8S_TOOL = re.compile(r'^    "(?P<tool>kind|helm|kubectl)": "(?P<version>v[\d.]+), ', re.MULTILINE)
 
 
 def evidence_rows() -> dict[str, str | None]:
@@ -82,15 +77,12 @@ def uv_pins(project: Path) -> Iterator[str]:
 
 def kubernetes_pins(project: Path) -> dict[str, set[str]]:
     """The images, charts and tools of deploy/kubernetes (kubernetes=yes)."""
-    script = project / K8S_SCRIPT
-    if not script.exists():
+    if not (project / K8S_SCRIPT).exists():
         return {"images": set(), "tools": set()}
-    text = script.read_text()
-    (node_image,) = re.findall(r'^KIND_NODE_IMAGE = "([^"]+)"$', text, re.MULTILINE)
     clusters = project / "deploy/kubernetes/postgres"
     return {
         "images": {
-            node_image,
+            kind_node_image(project),
             *(
                 document["spec"]["imageName"]
                 for path in clusters.glob("*.yaml")
@@ -98,8 +90,8 @@ def kubernetes_pins(project: Path) -> dict[str, set[str]]:
             ),
         },
         "tools": {
-            *(f"{match['chart']} {match['version']}" for match in UPSTREAM_CHART.finditer(text)),
-            *(f"{match['tool']} {match['version']}" for match in K8S_TOOL.finditer(text)),
+            *(f"{chart['chart']} {chart['version']}" for chart in upstream_charts(project)),
+            *(f"{tool} {version}" for tool, version in tool_versions(project).items()),
         },
     }
 
