@@ -182,12 +182,18 @@ def test_each_log_collector_prunes_the_other() -> None:
         )
 
 
+# The defaults switch every feature on but Kubernetes, which a project chooses when it needs it.
+FEATURES_OFF_BY_DEFAULT = {"kubernetes"}
+
+
 def test_every_pruning_answer_is_a_value_of_its_choice() -> None:
     for option, value in post_gen.KEPT_ONLY_WHEN:
         assert value in COOKIECUTTER_JSON[option], (option, value)
     for option, on in post_gen.FEATURES.items():
         (off,) = set(COOKIECUTTER_JSON[option]) - {on}
         assert off in ("no", "none"), (option, off)
+        default = off if option in FEATURES_OFF_BY_DEFAULT else on
+        assert COOKIECUTTER_JSON[option][0] == default, option
         assert (option, on) in post_gen.KEPT_ONLY_WHEN
 
 
