@@ -94,8 +94,8 @@ def env_keys(text: str) -> list[str]:
     ]
 
 
-# Prometheus and promtool of the version compose pins, built as .ci/run does it.
-PROMETHEUS_HINT = "the version compose pins, built from the Go module proxy as .ci/run does"
+# Prometheus, promtool, Alertmanager and amtool of the versions compose pins, built as .ci/run does.
+PINNED_BUILD_HINT = "the version compose pins, built from the Go module proxy as .ci/run does"
 
 
 def require_tool(name: str, hint: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import PROMETHEUS_HINT, TEMPLATE_DIR, require_tool
+from conftest import PINNED_BUILD_HINT, TEMPLATE_DIR, require_tool
 from contract import ContractMetrics, contract_metrics, contract_section, loki_labels
 from dashboard_queries import (
     DASHBOARD_UIDS,
@@ -530,7 +530,7 @@ def test_grammar_check_catches_a_broken_query(
 
 def promtool_check(queries: Iterable[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Prometheus' own parser (the pinned promtool) reads each query as a recording rule."""
-    promtool = require_tool("promtool", PROMETHEUS_HINT)
+    promtool = require_tool("promtool", PINNED_BUILD_HINT)
     rules = {
         "groups": [
             {

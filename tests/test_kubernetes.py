@@ -23,7 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from alloy_syntax import ALLOY_COMPONENTS, Block, Reference, component, parse
-from conftest import PROMETHEUS_HINT, TEMPLATE_DIR, combination_id, require_tool
+from conftest import PINNED_BUILD_HINT, TEMPLATE_DIR, combination_id, require_tool
 from kubernetes_checks import (
     CHART,
     DEPLOY,
@@ -474,7 +474,7 @@ def test_the_prometheus_rules_are_the_compose_rule_files(
     ]
     assert [rule["spec"] for rule in rules] == [load(path) for path in files]
     # The groups as the operator hands them to Prometheus pass compose's own rule tests.
-    promtool = require_tool("promtool", PROMETHEUS_HINT)
+    promtool = require_tool("promtool", PINNED_BUILD_HINT)
     shutil.copytree(synced_project / RULES / "tests", tmp_path / "tests")
     for path, rule in zip(files, rules, strict=True):
         (tmp_path / path.name).write_text(yaml.safe_dump(rule["spec"]))
@@ -515,7 +515,7 @@ def test_the_datasources_keep_their_uids_and_reach_the_cluster_services(
     compose = load(synced_project / DATASOURCES)["datasources"]
     urls = values["datasourceUrls"]
     assert [{**source, "url": urls[source["url"]]} for source in compose] == cluster
-    assert {source["uid"] for source in cluster} == {"prometheus", "loki", "tempo"}
+    assert {source["uid"] for source in cluster} == {"prometheus", "alertmanager", "loki", "tempo"}
     # The datasource's scrape interval is the ServiceMonitor's, as it is compose's.
     (prometheus,) = [source for source in cluster if source["uid"] == "prometheus"]
     (monitor,) = of_kind(stack_manifests, "ServiceMonitor")
@@ -536,6 +536,12 @@ def test_the_stack_charts_agree_on_names_and_addresses(k8s_project: Path) -> Non
     stack = values_file(k8s_project, "kube-prometheus-stack.yaml")
     tempo = values_file(k8s_project, "tempo.yaml")
     prometheus_url = service_url(chart, "http://prometheus:9090")
+    # kube-prometheus-stack names its services <release>-<component>; Grafana gets the
+    # Alertmanager datasource from the chart's ConfigMap only.
+    assert service_url(chart, "http://alertmanager:9093") == prometheus_url.replace(
+        "-prometheus.", "-alertmanager."
+    ).replace(":9090", ":9093")
+    assert stack["grafana"]["sidecar"]["datasources"]["alertmanager"]["enabled"] is False
     loki_url = service_url(chart, "http://loki:3100")
     tempo_url = service_url(chart, "http://tempo:3200")
     # Prometheus selects the chart's ServiceMonitor and PrometheusRules.

@@ -27,23 +27,24 @@ from alloy_syntax import (
     parse,
     references,
 )
-from conftest import COOKIECUTTER_JSON, PROMETHEUS_HINT, require_tool, resolved_compose
+from conftest import COOKIECUTTER_JSON, PINNED_BUILD_HINT, require_tool, resolved_compose
 from contract import contract_section, loki_labels, structured_metadata_keys
 
 BACKEND_PORT = 8000  # the default answer
 LOG_COLLECTORS = COOKIECUTTER_JSON["log_collector"]
-CORE_STACK = {"prometheus", "loki", "tempo", "grafana"}
-DATASOURCE_UIDS = {"prometheus", "loki", "tempo"}
+CORE_STACK = {"prometheus", "alertmanager", "loki", "tempo", "grafana"}
+DATASOURCE_UIDS = {"prometheus", "alertmanager", "loki", "tempo"}
 EXEMPLAR_LABEL = "trace_id"
 ALERTS = {"BackendTargetMissing", "BackendNotReady", "BackendHighErrorRatio"}
 # The multiwindow, multi-burn-rate alerts of backend-slos.yml, named by their long window.
 SLO_ALERTS = {f"BackendErrorBudgetBurn{window}" for window in ("1h", "6h", "1d", "3d")}
 # database=postgres adds its own file of alerts (database-alerts.yml).
 DATABASE_ALERTS = {"DatabasePoolExhausted", "DatabaseNotReady", "DatabaseSlowStatementsSurging"}
-# Images with an HTTP probe tool: busybox wget in Prometheus's, curl in Grafana's. Loki 3.7
+# Images with an HTTP probe tool: busybox wget in Prometheus's and Alertmanager's, curl in
+# Grafana's. Loki 3.7
 # is distroless, Alloy's is Ubuntu with neither curl nor wget (its Dockerfile), and Tempo and
 # Promtail are not relied on to have one.
-IMAGES_WITH_A_PROBE_TOOL = {"prometheus", "grafana"}
+IMAGES_WITH_A_PROBE_TOOL = {"prometheus", "alertmanager", "grafana"}
 EXACT_TAG = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+$")
 # A backend log line as docs/contract.md describes it.
 BACKEND_LOG_LINE = (
@@ -82,6 +83,7 @@ def listening_ports(project: Path) -> dict[str, set[int]]:
     return {
         "backend": backend_ports,
         "prometheus": {9090},  # the image's default --web.listen-address
+        "alertmanager": {9093},  # the image's default --web.listen-address
         "loki": {loki["server"]["http_listen_port"]},
         **collector_ports(project, compose_file),
         "tempo": {
@@ -179,7 +181,7 @@ def stack(project_with_collector: Path) -> dict[str, Any]:
 
 
 def test_promtool_accepts_the_config_and_finds_the_rules(project_yes: Path) -> None:
-    promtool = require_tool("promtool", PROMETHEUS_HINT)
+    promtool = require_tool("promtool", PINNED_BUILD_HINT)
     result = run(
         [promtool, "check", "config", "observability/prometheus/prometheus.yml"], project_yes
     )
@@ -189,7 +191,7 @@ def test_promtool_accepts_the_config_and_finds_the_rules(project_yes: Path) -> N
 
 
 def test_promtool_accepts_the_rules(project_yes: Path) -> None:
-    promtool = require_tool("promtool", PROMETHEUS_HINT)
+    promtool = require_tool("promtool", PINNED_BUILD_HINT)
     rule_files = sorted((project_yes / "observability/prometheus/rules").glob("*.yml"))
     assert rule_files
     result = run([promtool, "check", "rules", *map(str, rule_files)])
@@ -197,7 +199,7 @@ def test_promtool_accepts_the_rules(project_yes: Path) -> None:
 
 
 def test_promtool_unit_tests_of_the_alerts_pass(project_yes: Path) -> None:
-    promtool = require_tool("promtool", PROMETHEUS_HINT)
+    promtool = require_tool("promtool", PINNED_BUILD_HINT)
     rules_dir = project_yes / "observability/prometheus/rules"
     tests = sorted(path.name for path in (rules_dir / "tests").glob("*.test.yml"))
     # One unit-test file per rule file.
@@ -265,7 +267,7 @@ def slow(values: tuple[str, str, str]) -> Any:
 def test_the_alert_unit_tests_catch_a_weakened_rule(
     project_yes: Path, tmp_path: Path, rules_file: str, original: str, mutant: str
 ) -> None:
-    promtool = require_tool("promtool", PROMETHEUS_HINT)
+    promtool = require_tool("promtool", PINNED_BUILD_HINT)
     rules = shutil.copytree(project_yes / "observability/prometheus/rules", tmp_path / "rules")
     alerts_file = rules / f"{rules_file}.yml"
     text = alerts_file.read_text(encoding="utf-8")
@@ -349,7 +351,7 @@ def test_only_grafana_and_the_backend_listen_beyond_localhost(stack: dict[str, A
     assert services["grafana"]["ports"] == ["3000:3000"]
     for mapping in services[stack["collector"]].get("ports", []):
         assert str(mapping).startswith("127.0.0.1:"), f"{stack['collector']} publishes {mapping}"
-    for name in ("prometheus", "loki", "tempo"):
+    for name in ("prometheus", "alertmanager", "loki", "tempo"):
         for mapping in services[name]["ports"]:
             assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping}"
 
@@ -402,6 +404,15 @@ def test_every_scrape_target_is_a_listening_compose_service(stack: dict[str, Any
     }
     assert ("backend", f"backend:{BACKEND_PORT}") in set(scrape_targets(stack["prometheus"]))
     assert unreachable_targets(stack["prometheus"], listening_ports(stack["project"])) == []
+
+
+def test_prometheus_sends_alerts_to_the_compose_alertmanager(stack: dict[str, Any]) -> None:
+    (alertmanagers,) = stack["prometheus"]["alerting"]["alertmanagers"]
+    targets = [target for static in alertmanagers["static_configs"] for target in static["targets"]]
+    ports = listening_ports(stack["project"])
+    assert [host_port(target) for target in targets] == [
+        ("alertmanager", port) for port in ports["alertmanager"]
+    ]
 
 
 def test_the_target_check_catches_a_wrong_port(stack: dict[str, Any]) -> None:
@@ -833,6 +844,7 @@ def test_tempo_config_has_no_tempo_2_blocks(stack: dict[str, Any]) -> None:
 def test_mounted_data_dirs_are_the_dirs_each_image_owns(stack: dict[str, Any]) -> None:
     owned_dirs = {  # created and chowned in each image for the user it runs as
         "prometheus": "/prometheus",
+        "alertmanager": "/alertmanager",
         "loki": "/loki",
         "tempo": "/var/tempo",
         "grafana": "/var/lib/grafana",

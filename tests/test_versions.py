@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import (
     CHOICE_COMBINATIONS,
-    PROMETHEUS_HINT,
+    PINNED_BUILD_HINT,
     TEMPLATE_DIR,
     UNDER_CI,
     require_tool,
@@ -197,19 +197,28 @@ def test_observability_readme_lists_the_stack_images_as_compose_pins_them(
     readme = (project_yes / "observability/README.md").read_text()
     listed = set(re.findall(r"^\| `[\w-]+` \| `([^`]+)` \|", readme, re.MULTILINE))
     compose = yaml.safe_load((project_yes / "compose.yml").read_text())["services"]
-    stack = {"prometheus", "loki", "tempo", "grafana"} | ({"promtail", "alloy"} & set(compose))
+    stack = {"prometheus", "alertmanager", "loki", "tempo", "grafana"}
+    stack |= {"promtail", "alloy"} & set(compose)
     assert listed == {compose[name]["image"] for name in stack}
     versions_section = readme.split("## Versions", 1)[1].split("\n## ", 1)[0]
     assert set(re.findall(r"^\| `([^`]+)` \|", versions_section, re.MULTILINE)) == listed
 
 
-@pytest.mark.parametrize("tool", ["promtool", "prometheus"])
-def test_the_tests_run_the_prometheus_compose_pins(project_yes: Path, tool: str) -> None:
+@pytest.mark.parametrize(
+    ("tool", "service"),
+    [
+        ("promtool", "prometheus"),
+        ("prometheus", "prometheus"),
+        ("amtool", "alertmanager"),
+        ("alertmanager", "alertmanager"),
+    ],
+)
+def test_the_tests_run_the_compose_pins(project_yes: Path, tool: str, service: str) -> None:
     """Rules, configs and live checks are proven with the release compose runs, not an older
-    one that accepts other spellings (Debian's is 2.x)."""
+    one that accepts other spellings (Debian's Prometheus is 2.x, its Alertmanager 0.25)."""
     compose = yaml.safe_load((project_yes / "compose.yml").read_text())["services"]
-    pinned = compose["prometheus"]["image"].rsplit(":v", 1)[1]
-    binary = require_tool(tool, PROMETHEUS_HINT)
+    pinned = compose[service]["image"].rsplit(":v", 1)[1]
+    binary = require_tool(tool, PINNED_BUILD_HINT)
     result = subprocess.run(
         [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROMETHEUS_HINT, require_tool, resolved_compose
+from conftest import PINNED_BUILD_HINT, require_tool, resolved_compose
 from postgres_server import DATABASE
 
 from .backend import (
@@ -112,7 +112,7 @@ def backend(
 def prometheus(
     live_project: Path, backend: BackendProcess, live_workdir: Path
 ) -> Iterator[PrometheusServer]:
-    binary = require_tool("prometheus", PROMETHEUS_HINT)
+    binary = require_tool("prometheus", PINNED_BUILD_HINT)
     port = free_port()
     with closed_port() as nothing_listens:
         config = local_config(

@@ -42,14 +42,15 @@ def local_config(
     targets_by_job: dict[str, str],
     unreachable: str,
     mounts: dict[PurePosixPath, Path],
+    alertmanager: str | None = None,
 ) -> dict[str, Any]:
     """The rendered prometheus.yml with only addresses and file paths made local.
 
     Every job is kept: those in `targets_by_job` point at the processes these tests run,
     every other job at `unreachable` (a port nothing listens on), so it scrapes as up=0.
-    Rule file paths are made absolute (relative ones against the rendered file's folder,
-    container ones through compose's bind mounts), so the rendered alert rules are loaded
-    and evaluated too.
+    Alerts go to `alertmanager`, or to `unreachable` without one. Rule file paths are made
+    absolute (relative ones against the rendered file's folder, container ones through
+    compose's bind mounts), so the rendered alert rules are loaded and evaluated too.
     """
     config = yaml.safe_load(rendered_path.read_text())
     for job in config["scrape_configs"]:
@@ -58,6 +59,9 @@ def local_config(
         local_target = targets_by_job.get(job["job_name"], unreachable)
         for static_config in static_configs:
             static_config["targets"] = [local_target for _ in static_config["targets"]]
+    for alertmanagers in config["alerting"]["alertmanagers"]:
+        for static_config in alertmanagers["static_configs"]:
+            static_config["targets"] = [alertmanager or unreachable]
 
     def local_path(pattern: str) -> str:
         path = PurePosixPath(pattern)

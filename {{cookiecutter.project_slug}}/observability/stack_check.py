@@ -1,6 +1,6 @@
-"""Check a running stack through Grafana's HTTP API: datasources healthy, every dashboard
-of grafana/dashboards/ provisioned, and Prometheus, Loki and Tempo each answering a query
-with backend data.
+"""Check a running stack through Grafana's HTTP API: datasources healthy (Alertmanager
+answering through Grafana), every dashboard of grafana/dashboards/ provisioned, and
+Prometheus, Loki and Tempo each answering a query with backend data.
 
 Run by `make stack-check` (and CI) after `docker compose up -d --wait`{% if cookiecutter.kubernetes == "yes" %}, and by
 `make k8s-check` through port-forwards to the cluster{% endif %}. Standard library
@@ -83,6 +83,13 @@ def main() -> int:
         health = call(f"{GRAFANA}/api/datasources/uid/{uid}/health", credentials)
         if health.get("status") != "OK":
             failures.append(f"datasource {uid}: {health}")
+    # Grafana's Alertmanager datasource has no health check (no backend plugin): its proxy
+    # must reach Alertmanager's API.
+    alertmanager_api = f"{GRAFANA}/api/datasources/proxy/uid/alertmanager/api/v2"
+    try:
+        call(f"{alertmanager_api}/status", credentials)
+    except urllib.error.URLError as error:
+        failures.append(f"datasource alertmanager: {error}")
     for path in sorted(DASHBOARDS.glob("*.json")):
         expected = json.loads(path.read_text(encoding="utf-8"))
         try:
