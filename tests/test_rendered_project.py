@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -46,7 +48,12 @@ def run_make(
     return subprocess.run(
         [make_tool, "--no-print-directory", f"PYTHON={sys.executable}", f"UV={UV}", *targets],
         cwd=project,
-        env={**os.environ, **(environment or {})},
+        # uv on the PATH, as on a developer's machine: the tasks run it by name.
+        env={
+            **os.environ,
+            "PATH": f"{UV.parent}{os.pathsep}{os.environ['PATH']}",
+            **(environment or {}),
+        },
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -75,7 +82,24 @@ def database_environment(project: Path, request: pytest.FixtureRequest) -> dict[
     if not (project / "backend/app/db").is_dir():
         return {}
     server = request.getfixturevalue("postgres")
-    environment: dict[str, str] = server.environment
+    return use_database(project, server.environment)
+
+
+def use_database(project: Path, environment: dict[str, str]) -> dict[str, str]:
+    """`environment`, also written over the same variables of the project's .env.
+
+    The project's tasks read .env, whose values win over the environment's: a developer
+    pointing the project at another server sets them there too."""
+    env_file = project / ".env"
+    lines = env_file.read_text(encoding="utf-8").splitlines()
+    env_file.write_text(
+        "".join(
+            f"{key}={environment[key]}\n" if key in environment else f"{line}\n"
+            for line in lines
+            for key in [line.split("=", 1)[0]]
+        ),
+        encoding="utf-8",
+    )
     return environment
 
 
@@ -184,8 +208,69 @@ def test_make_migration_check_passes_and_catches_a_migration_that_does_not_rever
                 project,
                 "migration-check",
                 timeout=CHECK_TIMEOUT,
-                environment={**server.environment, "POSTGRES_DB": database},
+                environment=use_database(project, {**server.environment, "POSTGRES_DB": database}),
             )
         finally:
             migration.write_text(reversible)
         assert (result.returncode == 0) is passes, result.stdout + result.stderr
+
+
+# --- The development commands: one task each in backend/pyproject.toml, on every OS -------
+
+# What only a POSIX shell understands, or only a POSIX system has.
+POSIX_ONLY = re.compile(r"&&|\|\||[|;<>`]|\$\(|/dev/|\.venv/bin|\bsed\b|\benv\b|~/")
+# Tasks a Makefile target has no reason to repeat: `serve` is `dev` without migrating.
+TASKS_WITHOUT_A_TARGET = {"serve"}
+
+
+def poe_tasks(project: Path) -> dict[str, Any]:
+    pyproject = tomllib.loads((project / "backend/pyproject.toml").read_text(encoding="utf-8"))
+    tasks: dict[str, Any] = pyproject["tool"]["poe"]["tasks"]
+    return tasks
+
+
+def commands(task: dict[str, Any]) -> list[str]:
+    """Every command line of a task, its sequence's included."""
+    if "cmd" in task:
+        return [task["cmd"]]
+    return [
+        line
+        for step in task.get("sequence", [])
+        if isinstance(step, dict)
+        for line in commands(step)
+    ]
+
+
+def test_every_make_target_calls_the_task_of_its_name_and_no_task_needs_a_posix_shell(
+    installed_project: Path,
+) -> None:
+    tasks = poe_tasks(installed_project)
+    makefile = (installed_project / "Makefile").read_text(encoding="utf-8")
+    targets = {
+        target
+        for target in re.findall(r"^([a-z-]+):.*## ", makefile, re.MULTILINE)
+        if target != "help" and not target.startswith("k8s-")
+    }
+    assert targets == set(tasks) - TASKS_WITHOUT_A_TARGET
+    for target in targets - {"lock"}:
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+        assert recipe and re.search(rf"^\t\$\(POE\) {target}\b", recipe[1], re.M), target
+    for name, task in tasks.items():
+        assert set(task) <= {"help", "cmd", "sequence", "ref", "cwd", "args", "env"}, name
+        for line in commands(task):
+            assert not POSIX_ONLY.search(line), f"{name}: {line}"
+        assert "\\" not in task.get("cwd", ""), name
+
+
+def test_every_task_resolves_with_poe(installed_project: Path) -> None:
+    """Each task as poe would run it (--dry-run: Docker, a browser and a running stack are
+    not here; the others run for real through make in the tests above)."""
+    arguments = {"revision": ["add a column"]}
+    for name in poe_tasks(installed_project):
+        result = subprocess.run(
+            [str(UV), "run", "--directory", "backend", "--locked", "poe", "--dry-run", name,
+             *arguments.get(name, [])],
+            cwd=installed_project, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+        assert "Poe =>" in result.stderr + result.stdout, name
