@@ -31,6 +31,7 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
     ("include_observability", "yes"): (
         "observability",
         "backend/app/observability",
+        "backend/app/trace_context.py",
         "backend/tests/test_metrics.py",
         "backend/tests/test_tracing.py",
         "backend/tests/test_database_observability.py",

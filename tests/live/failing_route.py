@@ -5,6 +5,8 @@ The backend's own tests get their 500 the same way (a `/test/fail` route added t
 here it travels through uvicorn and every middleware of the real process.
 """
 
+import importlib.util
+
 from app.main import create_app
 from fastapi import FastAPI
 
@@ -19,7 +21,7 @@ def create_app_with_failing_route() -> FastAPI:
     async def fail() -> None:
         raise RuntimeError("raised on purpose by the live tests")
 
-    if hasattr(application.state, "database"):  # database=postgres
+    if importlib.util.find_spec("app.db") is not None:  # database=postgres
         from app.db.engine import Session
         from sqlalchemy import text
 

@@ -1,4 +1,4 @@
-"""Health endpoints for orchestrators and load balancers, and the readiness check registry.
+"""Health endpoints for orchestrators and load balancers, and the readiness checks.
 
 - `GET /health/startup`: the application has finished starting (its lifespan startup has
   completed): 200, else 503. No dependency is checked, as for live.
@@ -6,13 +6,12 @@
 - `GET /health/ready`: every registered check passes (200) or not (503). The body names each
   check and its result, never an error message, a secret or a stack trace.
 
-Add a check in one place, `create_app`:
-`app.state.readiness_checks.register("database", ping_database)`.
+Add a check in one place, `create_app`: `readiness.register("database", database.ping)`.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -20,12 +19,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
-ResultListener = Callable[[Mapping[str, bool]], None]
 
 CHECK_TIMEOUT_SECONDS = 2.0
-# The lifespan state key that says startup has completed: Starlette hands the lifespan's state
-# to every request, and only once its startup has completed.
+# Lifespan state keys (Starlette hands the lifespan's state to every request, and only once
+# its startup has completed): that startup has completed, and the checks /health/ready runs.
 STARTUP_COMPLETE = "startup_complete"
+READINESS_CHECKS = "readiness_checks"
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +34,17 @@ class ReadinessChecks:
 
     def __init__(self) -> None:
         self._checks: dict[str, ReadinessCheck] = {}
-        self._listeners: list[ResultListener] = []
 
     def register(self, name: str, check: ReadinessCheck) -> None:
         if name in self._checks:
             raise ValueError(f"readiness check {name!r} is already registered")
         self._checks[name] = check
 
-    def add_listener(self, listener: ResultListener) -> None:
-        """Call `listener` with every set of results, e.g. to export them."""
-        self._listeners.append(listener)
-
     async def run(self) -> dict[str, bool]:
         passed = await asyncio.gather(
             *(self._run_check(name, check) for name, check in self._checks.items())
         )
-        results = dict(zip(self._checks, passed, strict=True))
-        for listener in self._listeners:
-            listener(results)
-        return results
+        return dict(zip(self._checks, passed, strict=True))
 
     @staticmethod
     async def _run_check(name: str, check: ReadinessCheck) -> bool:
@@ -66,7 +57,7 @@ class ReadinessChecks:
 
 
 async def get_readiness_checks(request: Request) -> ReadinessChecks:
-    checks: ReadinessChecks = request.app.state.readiness_checks
+    checks: ReadinessChecks = getattr(request.state, READINESS_CHECKS)
     return checks
 
 
@@ -74,9 +65,9 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def startup_state() -> dict[str, bool]:
-    """What the application's lifespan yields once its startup work is done."""
-    return {STARTUP_COMPLETE: True}
+def health_state(checks: ReadinessChecks) -> dict[str, object]:
+    """What the application's lifespan yields for these endpoints once its startup is done."""
+    return {STARTUP_COMPLETE: True, READINESS_CHECKS: checks}
 
 
 router = APIRouter(prefix="/health", tags=["health"])

@@ -12,11 +12,12 @@ import logging
 import sys
 import time
 from typing import Any
-{% if cookiecutter.include_observability == "yes" %}
-from app.observability.tracing import sampled_span_context
-{%- endif %}
+
 from app.request_context import current_request_ids
 from app.settings import Settings
+{%- if cookiecutter.include_observability == "yes" %}
+from app.trace_context import current_trace_ids
+{%- endif %}
 
 # `source` of the lines the API process writes.
 API_SOURCE = "api"
@@ -68,10 +69,9 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = ids.request_id
             entry["correlation_id"] = ids.correlation_id
 {%- if cookiecutter.include_observability == "yes" %}
-        span_context = sampled_span_context()
-        if span_context is not None:
-            entry["trace_id"] = format(span_context.trace_id, "032x")
-            entry["span_id"] = format(span_context.span_id, "016x")
+        trace_ids = current_trace_ids()
+        if trace_ids is not None:
+            entry["trace_id"], entry["span_id"] = trace_ids
 {%- endif %}
         for key, value in record.__dict__.items():
             if key not in _NOT_EXTRA:

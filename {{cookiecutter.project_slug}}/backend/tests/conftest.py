@@ -30,11 +30,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 {%- endif %}
 
+from app import health
 {% if postgres -%}
-from app.db.engine import database_url
+from app.db.engine import Database, database_url
 {% endif -%}
 from app.logging import JsonFormatter
 from app.main import create_app
+{% if cookiecutter.include_observability == "yes" -%}
+from app.observability import Telemetry, create_telemetry
+{% endif -%}
 from app.settings import Settings
 
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -112,8 +116,48 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def readiness() -> health.ReadinessChecks:
+    """The application's readiness checks, where a test adds its own."""
+    return health.ReadinessChecks()
+{%- if postgres %}
+
+
+@pytest.fixture
+def database(settings: Settings) -> Database:
+    """The application's database (disposed with the application)."""
+    return Database(settings)
+{%- endif %}
+{%- if cookiecutter.include_observability == "yes" %}
+
+
+@pytest.fixture
+def telemetry(settings: Settings) -> Telemetry:
+    """The application's metrics registry and tracer provider."""
+    return create_telemetry(settings)
+{%- endif %}
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    readiness: health.ReadinessChecks,
+{%- if postgres %}
+    database: Database,
+{%- endif %}
+{%- if cookiecutter.include_observability == "yes" %}
+    telemetry: Telemetry,
+{%- endif %}
+) -> FastAPI:
+    return create_app(
+        settings,
+        readiness=readiness,
+{%- if postgres %}
+        database=database,
+{%- endif %}
+{%- if cookiecutter.include_observability == "yes" %}
+        telemetry=telemetry,
+{%- endif %}
+    )
 
 
 @pytest.fixture
@@ -124,10 +168,10 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def spans(app: FastAPI) -> InMemorySpanExporter:
+def spans(telemetry: Telemetry) -> InMemorySpanExporter:
     """Every span the app finishes, kept in memory."""
     exporter = InMemorySpanExporter()
-    app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
 {%- endif %}
 

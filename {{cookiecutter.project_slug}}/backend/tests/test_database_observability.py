@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 
-from app.db.engine import Session
+from app.db.engine import Database, Session
 from app.main import create_app
+from app.observability import create_telemetry
 from app.settings import Settings
 from tests.test_database import run_in_one_loop
 from tests.test_metrics import samples
@@ -135,14 +136,15 @@ def test_the_pool_shows_its_connections_waits_and_timeouts(settings: Settings) -
         update={"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 0.2}
     )
 
-    async def scenario(app: FastAPI, client: httpx2.AsyncClient) -> None:
-        registry = app.state.metrics_registry  # read directly: a scrape would ping the pool
+    database = Database(one)
+    telemetry = create_telemetry(one)
 
+    async def scenario(client: httpx2.AsyncClient) -> None:
         def metric(name: str, **labels: str) -> float | None:
-            found: float | None = registry.get_sample_value(name, labels)
+            found: float | None = telemetry.registry.get_sample_value(name, labels)
             return found
 
-        held = await app.state.database.engine.connect()
+        held = await database.engine.connect()
         try:
             assert metric("db_client_connections", state="used") == 1
             assert metric("db_client_connections_max") == 1
@@ -154,7 +156,8 @@ def test_the_pool_shows_its_connections_waits_and_timeouts(settings: Settings) -
         assert metric("db_client_connections", state="used") == 0
         assert metric("db_client_connections", state="idle") == 1
         assert metric("db_client_connection_timeouts_total") == 1
-        # The held checkout, the one that gave up and the one that followed.
-        assert metric("db_client_connection_wait_seconds_count") == 3
+        # The readiness check at startup, the held checkout, the one that gave up and the one
+        # that followed.
+        assert metric("db_client_connection_wait_seconds_count") == 4
 
-    run_in_one_loop(one, scenario)
+    run_in_one_loop(create_app(one, database=database, telemetry=telemetry), scenario)

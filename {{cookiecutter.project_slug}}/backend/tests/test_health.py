@@ -9,11 +9,13 @@ from app import health
 from tests.conftest import SERVICE_CHECKS
 
 
-def test_liveness_answers_without_running_checks(app: FastAPI, client: TestClient) -> None:
+def test_liveness_answers_without_running_checks(
+    readiness: health.ReadinessChecks, client: TestClient
+) -> None:
     async def never_called() -> bool:
         raise AssertionError("liveness must not run readiness checks")
 
-    app.state.readiness_checks.register("dependency", never_called)
+    readiness.register("dependency", never_called)
 
     response = client.get("/health/live")
 
@@ -33,15 +35,17 @@ def test_ready_with_the_service_checks_passing_passes(client: TestClient) -> Non
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
 
 
-def test_ready_fails_with_503_when_one_check_fails(app: FastAPI, client: TestClient) -> None:
+def test_ready_fails_with_503_when_one_check_fails(
+    readiness: health.ReadinessChecks, client: TestClient
+) -> None:
     async def passing() -> bool:
         return True
 
     async def failing() -> bool:
         return False
 
-    app.state.readiness_checks.register("cache", passing)
-    app.state.readiness_checks.register("queue", failing)
+    readiness.register("cache", passing)
+    readiness.register("queue", failing)
 
     response = client.get("/health/ready")
 
@@ -50,11 +54,13 @@ def test_ready_fails_with_503_when_one_check_fails(app: FastAPI, client: TestCli
     assert response.json()["checks"] == {**SERVICE_CHECKS, "cache": "pass", "queue": "fail"}
 
 
-def test_a_raising_check_fails_without_leaking_its_error(app: FastAPI, client: TestClient) -> None:
+def test_a_raising_check_fails_without_leaking_its_error(
+    readiness: health.ReadinessChecks, client: TestClient
+) -> None:
     async def raising() -> bool:
         raise ConnectionError("password=hunter2 refused")
 
-    app.state.readiness_checks.register("broker", raising)
+    readiness.register("broker", raising)
 
     response = client.get("/health/ready")
 
@@ -65,7 +71,7 @@ def test_a_raising_check_fails_without_leaking_its_error(app: FastAPI, client: T
 
 
 def test_a_slow_check_times_out_and_fails(
-    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    readiness: health.ReadinessChecks, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.05)
 
@@ -73,7 +79,7 @@ def test_a_slow_check_times_out_and_fails(
         await asyncio.sleep(10)
         return True
 
-    app.state.readiness_checks.register("slow", hanging)
+    readiness.register("slow", hanging)
 
     response = client.get("/health/ready")
 
@@ -92,25 +98,29 @@ def test_a_check_name_registers_once() -> None:
         checks.register("database", passing)
 
 
-def test_listeners_receive_every_result() -> None:
-    async def passing() -> bool:
-        return True
+def test_checks_run_concurrently_and_report_by_name() -> None:
+    started: list[str] = []
+
+    async def slow(name: str, result: bool) -> bool:
+        started.append(name)
+        await asyncio.sleep(0.05)
+        assert len(started) == 2, "the other check has not started meanwhile"
+        return result
 
     checks = health.ReadinessChecks()
-    checks.register("database", passing)
-    received: list[dict[str, bool]] = []
-    checks.add_listener(lambda results: received.append(dict(results)))
+    checks.register("database", lambda: slow("database", True))
+    checks.register("cache", lambda: slow("cache", False))
 
-    asyncio.run(checks.run())
-
-    assert received == [{"database": True}]
+    assert asyncio.run(checks.run()) == {"database": True, "cache": False}
 
 
-def test_startup_passes_once_the_lifespan_has_started(app: FastAPI) -> None:
+def test_startup_passes_once_the_lifespan_has_started(
+    app: FastAPI, readiness: health.ReadinessChecks
+) -> None:
     async def never_called() -> bool:
         raise AssertionError("the startup probe must not run readiness checks")
 
-    app.state.readiness_checks.register("dependency", never_called)
+    readiness.register("dependency", never_called)
     # Without `with`, the test client runs no lifespan: the application never started.
     not_started = TestClient(app).get("/health/startup")
     with TestClient(app) as client:

@@ -1,12 +1,17 @@
 import re
 import threading
+import time
 import uuid
+from collections.abc import Callable
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from app.health import ReadinessChecks
+from app.observability import metrics
 from tests.conftest import SERVICE_CHECKS, LogLines, access_lines
 
 # What Prometheus sends when it scrapes.
@@ -87,7 +92,7 @@ def test_random_paths_and_methods_add_no_series(client: TestClient) -> None:
     assert series_after == series_before
     counts = request_counts(client)
     assert counts[("GET", "<unmatched>", "404")] == 201
-    assert counts[("OTHER", "/api/v1/items", "405")] == 401
+    assert counts[("_OTHER", "/api/v1/items", "405")] == 401
 
 
 def test_duration_histogram_has_the_contract_labels_and_buckets(client: TestClient) -> None:
@@ -128,19 +133,52 @@ def test_the_thread_count_is_read_at_scrape_time(client: TestClient) -> None:
     assert during >= before + 1
 
 
-def test_readiness_gauges_follow_the_checks(app: FastAPI, client: TestClient) -> None:
+def test_readiness_gauges_follow_the_checks_that_run_in_the_background(
+    app: FastAPI, readiness: ReadinessChecks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics, "READINESS_REFRESH_SECONDS", 0.01)
     healthy = {"value": True}
 
     async def cache() -> bool:
         return healthy["value"]
 
-    app.state.readiness_checks.register("cache", cache)
+    readiness.register("cache", cache)
 
-    assert samples(client, "app_ready")[0].value == 1
-    healthy["value"] = False
-    assert samples(client, "app_ready")[0].value == 0
-    checks = {s.labels["check"]: s.value for s in samples(client, "app_readiness_check")}
+    with TestClient(app) as client:
+        # The first run is done before the application takes requests.
+        assert samples(client, "app_ready")[0].value == 1
+        healthy["value"] = False
+        wait_for(lambda: samples(client, "app_ready")[0].value == 0)
+        checks = {s.labels["check"]: s.value for s in samples(client, "app_readiness_check")}
+
     assert checks == {**{name: 1 for name in SERVICE_CHECKS}, "cache": 0}
+
+
+def test_a_scrape_reads_the_gauges_and_never_runs_a_check(
+    app: FastAPI, readiness: ReadinessChecks
+) -> None:
+    runs: list[None] = []
+
+    async def counted() -> bool:
+        runs.append(None)
+        return True
+
+    readiness.register("counted", counted)
+
+    with TestClient(app) as client:
+        before = len(runs)
+        for _ in range(3):
+            client.get("/metrics")
+        after = len(runs)
+
+    assert before == after == 1  # the run at startup; the next is READINESS_REFRESH_SECONDS off
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
 
 
 def test_openmetrics_carries_trace_id_exemplars(client: TestClient, log_lines: LogLines) -> None:

@@ -85,9 +85,18 @@ class Database:
         await self.engine.dispose()
 
 
+# The lifespan state key of the database: Starlette copies the lifespan's state into every
+# request.
+DATABASE = "database"
+
+
+def database_state(database: Database) -> dict[str, Database]:
+    return {DATABASE: database}
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, closed (its connection back in the pool) when it ends."""
-    database: Database = request.app.state.database
+    database: Database = getattr(request.state, DATABASE)
     async with database.sessions() as session:
         yield session
 

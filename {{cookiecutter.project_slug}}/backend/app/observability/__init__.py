@@ -1,15 +1,41 @@
-"""Metrics, traces and their link to the logs, wired into the application by one call."""
+"""Metrics, traces and their link to the logs: the pieces the application factory wires in.
+
+`create_telemetry` makes the registry and the tracer provider; `instrument` adds
+`GET /metrics`{% if cookiecutter.database == "postgres" %} and the database's telemetry{% endif %} and returns the request pipeline's observers;
+`refreshing_readiness` keeps the readiness gauges current during the lifespan. Nothing in the
+rest of the application imports this package.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
-from app.health import ReadinessChecks
-{%- if cookiecutter.database == "postgres" %}
+{% if cookiecutter.database == "postgres" -%}
+from app.db.engine import Database
 from app.observability.database import instrument_database
-{%- endif %}
-from app.observability.metrics import setup_metrics
-from app.observability.tracing import setup_tracing
+{% endif -%}
+from app.observability.metrics import (
+    HttpMetrics,
+    ReadinessGauges,
+    add_metrics_route,
+    create_registry,
+    refreshing_readiness,
+)
+from app.observability.tracing import ServerSpans, create_tracer_provider, install_process_wide
+from app.pipeline import RequestObserver
 from app.settings import Settings
+
+__all__ = [
+    "NATIVE_TELEMETRY_OFF",
+    "Telemetry",
+    "create_telemetry",
+    "instrument",
+    "refreshing_readiness",
+]
 
 # This package instruments every request itself (Prometheus metrics, one server span). FastAPI's
 # own telemetry stays off, or a configured tracer provider would make it add per-operation
@@ -23,23 +49,35 @@ NATIVE_TELEMETRY_OFF: TelemetryConfig = {
 }
 
 
-def setup_observability(app: FastAPI) -> FastAPI:
-    """Add `GET /metrics` and the metrics middleware, and trace every request{% if cookiecutter.database == "postgres" %} and every
-    database statement{% endif %}.
+@dataclass(frozen=True)
+class Telemetry:
+    """Where one application's metrics and spans go."""
 
-    Call once, from the application factory, before the application serves requests.
-    """
-    settings: Settings = app.state.settings
-    checks: ReadinessChecks = app.state.readiness_checks
-    setup_metrics(app, settings, checks)
-    # Tracing last: its middleware then runs first, so the metrics middleware runs inside the
-    # request's span and can attach its trace id as an exemplar.
+    registry: CollectorRegistry
+    tracer_provider: TracerProvider
+    readiness_gauges: ReadinessGauges
+
+
+def create_telemetry(settings: Settings) -> Telemetry:
+    registry = create_registry(settings)
+    return Telemetry(registry, create_tracer_provider(settings), ReadinessGauges(registry))
+
+
+def instrument(
+    app: FastAPI,
+    telemetry: Telemetry,
 {%- if cookiecutter.database == "postgres" %}
-    provider = setup_tracing(app, settings)
-    instrument_database(
-        app.state.database, settings, app.state.metrics_registry, provider.get_tracer(__name__)
-    )
-{%- else %}
-    setup_tracing(app, settings)
+    settings: Settings,
+    database: Database,
 {%- endif %}
-    return app
+) -> Sequence[RequestObserver]:
+    """Add `GET /metrics`{% if cookiecutter.database == "postgres" %}, measure and trace every database statement,{% endif %} and return the
+    observers of every request, in the order the pipeline starts them."""
+    add_metrics_route(app, telemetry.registry)
+    install_process_wide(telemetry.tracer_provider)
+    tracer = telemetry.tracer_provider.get_tracer(__name__)
+{%- if cookiecutter.database == "postgres" %}
+    instrument_database(database, settings, telemetry.registry, tracer)
+{%- endif %}
+    # The span first: the metrics then run inside it and attach its trace id as an exemplar.
+    return (ServerSpans(tracer), HttpMetrics(telemetry.registry))

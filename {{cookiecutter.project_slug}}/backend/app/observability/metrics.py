@@ -5,17 +5,20 @@ Their names and labels are shared with the dashboards and alert rules:
 - `http_request_duration_seconds{method, endpoint}`, observations carrying a `trace_id`
   exemplar when the request's span is sampled
 - `active_requests`, `app_info{service, version, environment}`
-- `app_ready` and `app_readiness_check{check}`, refreshed by every scrape and readiness probe
+- `app_ready` and `app_readiness_check{check}`, from the readiness checks run every
+  `READINESS_REFRESH_SECONDS` in the background: a scrape never runs a check
 - `app_threads`, the threads the process runs, read at scrape time
 - the process and Python collectors of prometheus-client.
 
-`endpoint` is the route template, or `<unmatched>` for any path no route matches, so random
-URLs cannot create series.
+`endpoint` is the route template, or `<unmatched>` for any path no route matches, and
+`method` is `_OTHER` for a method outside the known set, so random requests cannot create
+series.
 """
 
+import asyncio
+import contextlib
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -30,20 +33,22 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.health import ReadinessChecks
-from app.observability.tracing import sampled_span_context
-from app.observability.traffic import KNOWN_METHODS, METRICS_PATH, is_unobserved
-from app.routing import route_template
+from app.pipeline import METRICS_PATH, RequestFacts, RequestFinisher
 from app.settings import Settings
+from app.trace_context import current_trace_ids
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-OTHER_METHOD = "OTHER"
+# How often the readiness checks run for the gauges: often enough for the BackendNotReady
+# alert (2 minutes), rarely enough that the database barely notices the ping.
+READINESS_REFRESH_SECONDS = 5.0
 
 
 class HttpMetrics:
+    """Counts and times every traffic request: a `RequestObserver` of `app.pipeline`."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "http_requests_total",
@@ -64,62 +69,29 @@ class HttpMetrics:
         # Resolving label values costs more than the update itself: do it once per series.
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        key = (method, endpoint, status)
+    def request_started(self, scope: Scope, facts: RequestFacts) -> RequestFinisher:
+        self.active.inc()
+        return self.request_finished
+
+    def request_finished(self, facts: RequestFacts) -> None:
+        self.active.dec()
+        status = facts.status or 500  # settled: never None here
+        key = (facts.reported_method, facts.route, status)
         series = self._series.get(key)
         if series is None:
             series = (
-                self.requests.labels(method, endpoint, str(status)),
-                self.duration.labels(method, endpoint),
+                self.requests.labels(facts.reported_method, facts.route, str(status)),
+                self.duration.labels(facts.reported_method, facts.route),
             )
             self._series[key] = series
         requests, duration = series
         requests.inc()
-        duration.observe(seconds, trace_exemplar())
+        duration.observe(facts.duration, trace_exemplar())
 
 
 def trace_exemplar() -> dict[str, str] | None:
-    span_context = sampled_span_context()
-    if span_context is None:
-        return None
-    return {"trace_id": format(span_context.trace_id, "032x")}
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware counting and timing every request but scrapes and probes."""
-
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_unobserved(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-
-        status = 500
-
-        async def send_tracking_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        active = self.metrics.active
-        active.inc()
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_tracking_status)
-        finally:
-            seconds = time.perf_counter() - start
-            active.dec()
-            method = scope["method"]
-            self.metrics.observe(
-                method if method in KNOWN_METHODS else OTHER_METHOD,
-                route_template(scope),
-                status,
-                seconds,
-            )
+    trace_ids = current_trace_ids()
+    return None if trace_ids is None else {"trace_id": trace_ids.trace_id}
 
 
 class ReadinessGauges:
@@ -164,15 +136,31 @@ def create_registry(settings: Settings) -> CollectorRegistry:
     return registry
 
 
-def setup_metrics(app: FastAPI, settings: Settings, checks: ReadinessChecks) -> None:
-    registry = create_registry(settings)
-    checks.add_listener(ReadinessGauges(registry).update)
+@contextlib.asynccontextmanager
+async def refreshing_readiness(
+    checks: ReadinessChecks, gauges: ReadinessGauges
+) -> AsyncIterator[None]:
+    """Run the readiness checks into `gauges` now, so the first scrape finds them, then every
+    `READINESS_REFRESH_SECONDS` for as long as the block lasts (the application's lifespan)."""
+    gauges.update(await checks.run())
 
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(READINESS_REFRESH_SECONDS)
+            gauges.update(await checks.run())
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def add_metrics_route(app: FastAPI, registry: CollectorRegistry) -> None:
     async def metrics(request: Request) -> Response:
-        await checks.run()  # refreshes the readiness gauges through their listener
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encode(registry), headers={"Content-Type": content_type})
 
     app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
-    app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
-    app.state.metrics_registry = registry

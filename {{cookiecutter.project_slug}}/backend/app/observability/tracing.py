@@ -1,8 +1,9 @@
 """OpenTelemetry tracing: one server span per request, exported over OTLP gRPC when asked.
 
-- Server spans come from `ServerSpanMiddleware`, a pure ASGI middleware: a request whose span
-  is not sampled costs little more than the sampling decision; a sampled one is named after
-  its route template and carries the HTTP attributes of the stable semantic conventions.
+- Server spans come from `ServerSpans`, an observer of the request pipeline (`app.pipeline`):
+  a request whose span is not sampled costs little more than the sampling decision; a sampled
+  one is named after its route template and carries the HTTP attributes of the stable
+  semantic conventions.
 - Exporter: only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Unset, spans still exist (their
   ids go into logs and exemplars) but nothing is exported and no connection is attempted.
 - Sampler: by `ENVIRONMENT` (`TRACE_RATIO_BY_ENVIRONMENT`), parent-based; when
@@ -12,7 +13,6 @@
   `OTEL_PROPAGATORS` says otherwise), on incoming requests and on outgoing httpx calls.
 """
 
-from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -27,28 +27,16 @@ from opentelemetry.semconv.attributes import (
     network_attributes,
     url_attributes,
 )
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import Scope
 
-from app.observability.traffic import KNOWN_METHODS, is_unobserved
-from app.routing import UNMATCHED_ROUTE, route_template
+from app.pipeline import OTHER_METHOD, RequestFacts, RequestFinisher
+from app.routing import UNMATCHED_ROUTE
 from app.settings import Settings
 
 SERVICE_NAMESPACE = "{{ cookiecutter.project_slug }}"
-# The stable HTTP conventions' names for a method outside the known set.
-OTHER_METHOD_ATTRIBUTE = "_OTHER"
+# The stable HTTP conventions' span name for a method outside the known set.
 OTHER_METHOD_SPAN_NAME = "HTTP"
-
-
-def sampled_span_context() -> SpanContext | None:
-    """The current span's context if it is sampled, else None.
-
-    Only sampled spans reach the trace store: an id of any other, in a log line or an
-    exemplar, would lead nowhere.
-    """
-    span_context = trace.get_current_span().get_span_context()
-    return span_context if span_context.trace_flags.sampled else None
-
 
 # The share of new traces kept when OTEL_TRACES_SAMPLER is unset, by ENVIRONMENT: every one
 # where someone is watching, a share where traffic is real. Any other environment keeps all.
@@ -83,40 +71,47 @@ def create_tracer_provider(settings: Settings) -> TracerProvider:
     return provider
 
 
-class ServerSpanMiddleware:
-    """Pure ASGI middleware: one SERVER span around each request but scrapes and probes.
+class ServerSpans:
+    """One SERVER span per traffic request: a `RequestObserver` of `app.pipeline`, started
+    first, so the application, the access line and the metrics all run inside the span."""
 
-    Added last, so it runs first: the other middleware, the error handler and the access log
-    line all run inside the span.
-    """
-
-    def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
-        self.app = app
+    def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
         # Only the headers the propagators read are decoded, once per request.
         self.propagated_headers = {
             name.encode("latin-1") for name in propagate.get_global_textmap().fields
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_unobserved(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-
-        method = scope["method"]
-        span_name = method if method in KNOWN_METHODS else OTHER_METHOD_SPAN_NAME
+    def request_started(self, scope: Scope, facts: RequestFacts) -> RequestFinisher:
+        method = facts.reported_method
+        span_name = OTHER_METHOD_SPAN_NAME if method == OTHER_METHOD else method
         span = self.tracer.start_span(
             span_name, context=self._parent_context(scope), kind=SpanKind.SERVER
         )
         token = context.attach(trace.set_span_in_context(span))
-        try:
-            if span.is_recording():
-                await self._call_recorded(span, span_name, scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
-        finally:
-            context.detach(token)
-            span.end()
+        recording = span.is_recording()
+        if recording:
+            attributes = {
+                http_attributes.HTTP_REQUEST_METHOD: method,
+                url_attributes.URL_PATH: facts.path,
+                url_attributes.URL_SCHEME: scope["scheme"],
+                network_attributes.NETWORK_PROTOCOL_VERSION: scope["http_version"],
+            }
+            if method == OTHER_METHOD:
+                attributes[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = facts.method
+            if facts.client_ip:
+                attributes[client_attributes.CLIENT_ADDRESS] = facts.client_ip
+            span.set_attributes(attributes)
+
+        def request_finished(facts: RequestFacts) -> None:
+            try:
+                if recording:
+                    _record_outcome(span, span_name, facts)
+            finally:
+                context.detach(token)
+                span.end()
+
+        return request_finished
 
     def _parent_context(self, scope: Scope) -> context.Context | None:
         carrier: dict[str, list[str]] = {}
@@ -125,64 +120,29 @@ class ServerSpanMiddleware:
                 carrier.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
         return propagate.extract(carrier) if carrier else None
 
-    async def _call_recorded(
-        self, span: trace.Span, span_name: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        attributes = {
-            url_attributes.URL_PATH: scope["path"],
-            url_attributes.URL_SCHEME: scope["scheme"],
-            network_attributes.NETWORK_PROTOCOL_VERSION: scope["http_version"],
-        }
-        method = scope["method"]
-        if method in KNOWN_METHODS:
-            attributes[http_attributes.HTTP_REQUEST_METHOD] = method
-        else:
-            attributes[http_attributes.HTTP_REQUEST_METHOD] = OTHER_METHOD_ATTRIBUTE
-            attributes[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = method
-        client = scope.get("client")
-        if client:
-            attributes[client_attributes.CLIENT_ADDRESS] = client[0]
-        span.set_attributes(attributes)
-        status: int | None = None
 
-        async def send_tracking_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking_status)
-        except Exception as exc:
-            # Its stack is on the span already: `UnhandledErrorMiddleware`, inside this one,
-            # records every exception it sees.
-            span.set_attribute(error_attributes.ERROR_TYPE, type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            raise
-        else:
-            # A server answering 4xx worked as it should: only 5xx mark its span failed.
-            if status is not None and status >= 500:
-                span.set_attribute(error_attributes.ERROR_TYPE, str(status))
-                span.set_status(Status(StatusCode.ERROR))
-        finally:
-            if status is not None:
-                span.set_attribute(http_attributes.HTTP_RESPONSE_STATUS_CODE, status)
-            # Routing has filled the scope in by now: the span is named after the route.
-            route = route_template(scope)
-            if route != UNMATCHED_ROUTE:
-                span.set_attribute(http_attributes.HTTP_ROUTE, route)
-                span.update_name(f"{span_name} {route}")
+def _record_outcome(span: trace.Span, span_name: str, facts: RequestFacts) -> None:
+    if facts.status is not None:
+        span.set_attribute(http_attributes.HTTP_RESPONSE_STATUS_CODE, facts.status)
+    if facts.exception is not None:
+        error = facts.exception
+        span.record_exception(error)
+        span.set_attribute(error_attributes.ERROR_TYPE, type(error).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    elif facts.status is not None and facts.status >= 500:
+        # A server answering 4xx worked as it should: only 5xx mark its span failed.
+        span.set_attribute(error_attributes.ERROR_TYPE, str(facts.status))
+        span.set_status(Status(StatusCode.ERROR))
+    if facts.route != UNMATCHED_ROUTE:
+        span.set_attribute(http_attributes.HTTP_ROUTE, facts.route)
+        span.update_name(f"{span_name} {facts.route}")
 
 
-def setup_tracing(app: FastAPI, settings: Settings) -> TracerProvider:
-    provider = create_tracer_provider(settings)
-    app.add_middleware(ServerSpanMiddleware, tracer=provider.get_tracer(__name__))
-    # The global provider and the httpx instrumentation belong to the process: the first
-    # application owns them (in production, the only one).
+def install_process_wide(provider: TracerProvider) -> None:
+    """Make `provider` the process's: the global one (what libraries' spans use) and the
+    httpx instrumentation's. The first application owns them (in production, the only one)."""
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
     httpx_instrumentor = HTTPXClientInstrumentor()
     if not httpx_instrumentor.is_instrumented_by_opentelemetry:
         httpx_instrumentor.instrument(tracer_provider=provider)
-    app.state.tracer_provider = provider
-    return provider

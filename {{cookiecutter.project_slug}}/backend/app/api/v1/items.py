@@ -136,9 +136,17 @@ class ItemStore:
         return self._items.pop(item_id, None) is not None
 
 
+# The lifespan state key of the store: Starlette copies the lifespan's state into every request.
+ITEM_STORE = "item_store"
+
+
+def item_store_state(store: ItemStore) -> dict[str, ItemStore]:
+    return {ITEM_STORE: store}
+
+
 # async: FastAPI runs a plain `def` dependency in its thread pool, a costly hop per request.
 async def get_item_store(request: Request) -> ItemStore:
-    store: ItemStore = request.app.state.item_store
+    store: ItemStore = getattr(request.state, ITEM_STORE)
     return store
 
 
