@@ -65,6 +65,16 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
     ("kubernetes", "yes"): ("deploy",),
 }
 
+# Where the answers need different modules, the template renders one file per answer and
+# keeps the answer's under the module's own name; tests/test_hooks.py checks it against the
+# rendered trees of every value.
+CHOSEN_FILES: dict[str, dict[tuple[str, str], str]] = {
+    "backend/app/api/v1/items.py": {
+        ("database", "postgres"): "backend/app/api/v1/items_postgres.py",
+        ("database", "none"): "backend/app/api/v1/items_in_memory.py",
+    },
+}
+
 # The template keeps one uv lockfile per set of backend dependencies, named by the answers
 # that choose the set (`make lock` writes them); the hook places the one that fits and
 # never resolves one itself.
@@ -108,6 +118,19 @@ def prune(project_dir: Path, answers: Mapping[str, object]) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+def choose_files(project_dir: Path, answers: Mapping[str, object]) -> list[Path]:
+    """Keep each module the answers choose under its own name, drop the others; returns the
+    modules kept."""
+    kept = []
+    for target, sources in CHOSEN_FILES.items():
+        for (option, value), source in sources.items():
+            if answers.get(option) == value:
+                kept.append((project_dir / source).replace(project_dir / target))
+            else:
+                (project_dir / source).unlink()
+    return kept
 
 
 def lockfile_name(answers: Mapping[str, object]) -> str:
@@ -173,6 +196,7 @@ def main() -> None:
     answers = json.loads(RENDERED_ANSWERS)
     project_dir = Path.cwd()
     prune(project_dir, answers)
+    choose_files(project_dir, answers)
     place_lockfile(project_dir, answers)
     write_env_file(project_dir, answers)
     print(next_steps(answers))

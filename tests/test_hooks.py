@@ -295,3 +295,38 @@ def test_prune_list_matches_the_rendered_trees(
         assert not uncovered, (
             f"only with {option}={value}, missing from the prune list: {uncovered}"
         )
+
+
+def test_every_chosen_module_has_one_source_per_value_of_its_option() -> None:
+    for target, sources in post_gen.CHOSEN_FILES.items():
+        (option,) = {option for option, _ in sources}
+        assert sorted(value for _, value in sources) == sorted(COOKIECUTTER_JSON[option]), target
+        assert len(set(sources.values())) == len(sources), target
+
+
+def test_choose_files_keeps_the_answers_module_under_its_name(tmp_path: Path) -> None:
+    table = {
+        "app/items.py": {("database", "postgres"): "app/a.py", ("database", "none"): "app/b.py"}
+    }
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/a.py").write_text("postgres")
+    (tmp_path / "app/b.py").write_text("in memory")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(post_gen, "CHOSEN_FILES", table)
+        kept = post_gen.choose_files(tmp_path, {"database": "none"})
+    assert kept == [tmp_path / "app/items.py"]
+    assert relative_files(tmp_path) == {"app/items.py"}
+    assert (tmp_path / "app/items.py").read_text() == "in memory"
+
+
+@pytest.mark.parametrize("database", COOKIECUTTER_JSON["database"])
+def test_each_database_answer_renders_its_items_module_under_one_name(
+    render_once: Callable[..., Path], database: str
+) -> None:
+    project = render_once(database=database)
+    for target, sources in post_gen.CHOSEN_FILES.items():
+        assert (project / target).is_file(), target
+        assert not any((project / source).exists() for source in sources.values())
+    items = (project / "backend/app/api/v1/items.py").read_text()
+    assert ("stored in PostgreSQL" in items) is (database == "postgres")
+    assert ("kept in process memory" in items) is (database == "none")

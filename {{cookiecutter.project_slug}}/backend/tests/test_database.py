@@ -1,11 +1,8 @@
-"""Items in PostgreSQL: what the database adds to the API (Location, 409, exact money,
-server-side timestamps, persistence), and what a failing database makes of a request."""
+"""Items in PostgreSQL: what the database adds to the API (migrations, persistence), and
+what a failing database makes of a request. The resource's conventions: tests/test_items.py."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 import httpx2
 import pytest
@@ -24,6 +21,7 @@ from app.db.models import MIGRATION_LOCK_KEY
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import BACKEND_DIR, capture_json_logs
+from tests.test_items import post
 from tests.test_server import free_port
 
 
@@ -56,57 +54,9 @@ def test_a_migration_run_waits_for_the_one_under_way(test_database: str) -> None
     assert asyncio.run(upgrade_beside_a_lock_holder()) == (True, True)
 
 
-def create(client: TestClient, **fields: Any) -> httpx2.Response:
-    return client.post("/api/v1/items", json={"name": "pen", "price": "1.50", **fields})
-
-
-def test_a_new_item_is_201_with_its_location(client: TestClient) -> None:
-    response = create(client)
-
-    assert response.status_code == 201
-    assert response.headers["location"] == f"/api/v1/items/{response.json()['id']}"
-    assert client.get(response.headers["location"]).json() == response.json()
-
-
-def test_a_taken_name_is_409_and_leaves_the_first_item_alone(client: TestClient) -> None:
-    first = create(client, price="2.00").json()
-
-    response = create(client, price="3.00")
-
-    assert response.status_code == 409
-    assert response.json() == {"detail": "An item with this name exists"}
-    assert client.get("/api/v1/items").json() == [first]
-
-
-def test_money_is_stored_exactly(client: TestClient) -> None:
-    prices = ["0.10", "0.20", "9999999999.99"]
-    for number, price in enumerate(prices):
-        create(client, name=f"item {number}", price=price)
-
-    stored = [item["price"] for item in client.get("/api/v1/items").json()]
-
-    assert stored == prices
-    assert sum(Decimal(price) for price in stored[:2]) == Decimal("0.30")
-
-
-@pytest.mark.parametrize("price", ["1.505", "10000000000.00", "-1", "NaN"])
-def test_a_price_the_column_cannot_hold_is_422(client: TestClient, price: str) -> None:
-    response = create(client, price=price)
-
-    assert response.status_code == 422
-    assert [error["loc"] for error in response.json()["detail"]] == [["body", "price"]]
-
-
-def test_created_at_is_the_database_clock_with_its_time_zone(client: TestClient) -> None:
-    created_at = datetime.fromisoformat(create(client).json()["created_at"])
-
-    assert created_at.tzinfo is not None
-    assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=5)
-
-
 def test_items_outlive_the_application(settings: Settings) -> None:
     with TestClient(create_app(settings)) as first:
-        item = create(first).json()
+        item = post(first).json()
     with TestClient(create_app(settings)) as second:
         assert second.get(f"/api/v1/items/{item['id']}").json() == item
 
