@@ -52,6 +52,8 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
         "backend/migrations",
         "backend/tests/test_database.py",
         "backend/app/observability/database.py",
+        "backend/app/observability/database_metrics.py",
+        "backend/app/observability/database_tracing.py",
         "backend/tests/test_database_observability.py",
         "observability/grafana/dashboards/database.json",
         "observability/prometheus/rules/database-alerts.yml",

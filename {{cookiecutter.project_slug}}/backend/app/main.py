@@ -46,16 +46,16 @@ def create_app(
     settings = settings or Settings()
     configure_logging(settings)
     readiness = readiness or health.ReadinessChecks()
+{%- if yes %}
+    telemetry = telemetry or create_telemetry(settings)
+{%- endif %}
 {%- if postgres %}
     # The engine connects on first use: the service starts, and answers /health/live, while
     # the database is still down.
-    database = database or Database(settings)
+    database = database or Database(settings{% if yes %}, checkout_waits=telemetry.database_metrics{% endif %})
     readiness.register("database", database.ping)
 {%- else %}
     item_store = ItemStore()
-{%- endif %}
-{%- if yes %}
-    telemetry = telemetry or create_telemetry(settings)
 {%- endif %}
 
     @asynccontextmanager

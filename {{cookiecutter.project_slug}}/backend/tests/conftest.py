@@ -123,9 +123,15 @@ def readiness() -> health.ReadinessChecks:
 
 
 @pytest.fixture
+{%- if cookiecutter.include_observability == "yes" %}
+def database(settings: Settings, telemetry: Telemetry) -> Database:
+    """The application's database (disposed with the application)."""
+    return Database(settings, checkout_waits=telemetry.database_metrics)
+{%- else %}
 def database(settings: Settings) -> Database:
     """The application's database (disposed with the application)."""
     return Database(settings)
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
 

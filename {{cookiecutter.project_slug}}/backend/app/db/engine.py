@@ -1,13 +1,20 @@
+{%- set yes = cookiecutter.include_observability == "yes" -%}
 """The engine and session factory: one per process, made by the application factory and
 disposed when the application stops."""
-
+{% if yes %}
+import time
+{%- endif %}
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from contextlib import asynccontextmanager
+from typing import Annotated, Any{% if yes %}, Protocol{% endif %}
 
 from fastapi import Depends, Request
 from sqlalchemy import URL, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
+{%- if yes %}
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+{%- endif %}
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -67,13 +74,51 @@ def connect_or_fail_as_the_driver(
         raise OperationalError("connect", None, error) from error
 
 
+{% if yes -%}
+class CheckoutWaits(Protocol):
+    """Told how long each request waited for its pooled connection, and whether it gave up
+    after the pool timeout (the metrics of `app.observability`)."""
+
+    def observe_checkout(self, seconds: float, gave_up: bool) -> None: ...
+
+
+{% endif -%}
 class Database:
     """The service's engine and its session factory."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings{% if yes %}, checkout_waits: CheckoutWaits | None = None{% endif %}) -> None:
         self.engine = create_engine(settings)
         # Objects stay readable after commit: responses are built from them afterwards.
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+{%- if yes %}
+        self.checkout_waits = checkout_waits
+{%- endif %}
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session with its pooled connection checked out: a request that cannot get one
+        fails here, before its handler runs."""
+        async with self.sessions() as session:
+{%- if yes %}
+            # Timed here, since the pool has no event before a checkout.
+            started, gave_up = time.perf_counter(), False
+            try:
+                await session.connection()
+            except PoolTimeoutError:
+                gave_up = True
+                raise
+            finally:
+                self._checked_out(started, gave_up)
+{%- else %}
+            await session.connection()
+{%- endif %}
+            yield session
+{%- if yes %}
+
+    def _checked_out(self, started: float, gave_up: bool) -> None:
+        if self.checkout_waits is not None:
+            self.checkout_waits.observe_checkout(time.perf_counter() - started, gave_up)
+{%- endif %}
 
     async def ping(self) -> bool:
         """The readiness check: the database answers a trivial statement."""
@@ -97,7 +142,7 @@ def database_state(database: Database) -> dict[str, Database]:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, closed (its connection back in the pool) when it ends."""
     database: Database = getattr(request.state, DATABASE)
-    async with database.sessions() as session:
+    async with database.session() as session:
         yield session
 
 

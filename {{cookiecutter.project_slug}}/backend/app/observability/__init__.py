@@ -16,7 +16,9 @@ from prometheus_client import CollectorRegistry
 
 {% if cookiecutter.database == "postgres" -%}
 from app.db.engine import Database
-from app.observability.database import instrument_database
+from app.observability.database import observe_statements
+from app.observability.database_metrics import DatabaseMetrics
+from app.observability.database_tracing import DatabaseSpans
 {% endif -%}
 from app.observability.metrics import (
     HttpMetrics,
@@ -56,11 +58,22 @@ class Telemetry:
     registry: CollectorRegistry
     tracer_provider: TracerProvider
     readiness_gauges: ReadinessGauges
+{%- if cookiecutter.database == "postgres" %}
+    # Also the database's `checkout_waits`: create_app hands it to the Database it makes.
+    database_metrics: DatabaseMetrics
+{%- endif %}
 
 
 def create_telemetry(settings: Settings) -> Telemetry:
     registry = create_registry(settings)
-    return Telemetry(registry, create_tracer_provider(settings), ReadinessGauges(registry))
+    return Telemetry(
+        registry,
+        create_tracer_provider(settings),
+        ReadinessGauges(registry),
+{%- if cookiecutter.database == "postgres" %}
+        DatabaseMetrics(registry, settings.database_slow_statement_seconds),
+{%- endif %}
+    )
 
 
 def instrument(
@@ -77,7 +90,10 @@ def instrument(
     install_process_wide(telemetry.tracer_provider)
     tracer = telemetry.tracer_provider.get_tracer(__name__)
 {%- if cookiecutter.database == "postgres" %}
-    instrument_database(database, settings, telemetry.registry, tracer)
+    maximum_connections = settings.database_pool_size + settings.database_max_overflow
+    telemetry.database_metrics.measure_pool_and_rollbacks(database, maximum_connections)
+    # The span first, as for requests: the metrics' exemplar is the request's trace.
+    observe_statements(database, (DatabaseSpans(tracer, settings), telemetry.database_metrics))
 {%- endif %}
     # The span first: the metrics then run inside it and attach its trace id as an exemplar.
     return (ServerSpans(tracer), HttpMetrics(telemetry.registry))

@@ -1,49 +1,60 @@
-"""The database seen like HTTP: one CLIENT span per statement, child of the request's span,
-and the pool's and the statements' metrics on `GET /metrics`.
+"""The database seen like HTTP: each statement's facts read once from SQLAlchemy's public
+engine events, and handed to observers as the request pipeline hands a request's:
+`DatabaseSpans` (one CLIENT span per statement, child of the request's span) and
+`DatabaseMetrics` (the statements' and the pool's metrics on `GET /metrics`).
 
-A small instrumentation on SQLAlchemy's engine events, as `tracing.py` is for requests: the
-contrib packages either instrument nothing with SQLAlchemy 2.1 or write the older attribute
-names. Spans carry the stable database conventions, and `db.query.text` is the statement as
-SQLAlchemy sends it, with `$1` placeholders: bound values never reach a span.
-
-Metrics (names shared with the Database dashboard and the alert rules):
-- `db_client_connections{state="used"|"idle"}`, `db_client_connections_max`
-- `db_client_connection_wait_seconds`, `db_client_connection_timeouts_total`
-- `db_client_operation_duration_seconds{operation}` (trace_id exemplars),
-  `db_client_slow_operations_total{operation}`, `db_client_transaction_rollbacks_total`
+A small instrumentation, as `tracing.py` is for requests: the contrib packages either
+instrument nothing with SQLAlchemy 2.1 or write the older attribute names.
 """
 
-import re
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from opentelemetry import trace
-from opentelemetry.semconv.attributes import db_attributes, error_attributes, server_attributes
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from sqlalchemy import event
+from sqlalchemy import Delete, Insert, Select, TableClause, Update, event
 from sqlalchemy.engine import Connection, ExceptionContext, ExecutionContext
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import QueuePool
 
 from app.db.engine import Database
-from app.observability.metrics import DURATION_BUCKETS, trace_exemplar
-from app.settings import Settings
 
 # Bounded label values: the statement's first keyword, never its text or a table name.
 OPERATIONS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 OTHER_OPERATION = "OTHER"
-# The table a statement names first, for the span only (its name and db.collection.name).
-COLLECTION = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)\"?", re.IGNORECASE)
-WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# Where a statement's start (time and operation) and span wait for its end, on SQLAlchemy's
-# execution context.
-STARTED = "_observability_started"
-SPAN = "_observability_span"
-FAILED = "observability_failed"
+# The one attribute this module keeps on SQLAlchemy's execution context: the statement's
+# `ObservedStatement`, from before its cursor runs until it finished or failed.
+OBSERVED = "observed_statement"
+# A connection whose transaction saw a statement fail (connection.info, SQLAlchemy's place
+# for user data): its rollback is counted.
+FAILED = "observed_statement_failed"
+
+
+@dataclass(slots=True)
+class StatementFacts:
+    """One statement, as every observer reports it."""
+
+    operation: str
+    # The table the compiled statement reads or writes first; None for raw SQL.
+    collection: str | None
+    text: str
+    started: float
+    duration: float = 0.0
+    error: BaseException | None = None
+
+
+StatementFinisher = Callable[[StatementFacts], None]
+
+
+class StatementObserver(Protocol):
+    def statement_started(self, facts: StatementFacts) -> StatementFinisher | None:
+        """Called before the statement runs; returns what to call once it is over, if
+        anything."""
+        ...
+
+
+@dataclass(slots=True)
+class ObservedStatement:
+    facts: StatementFacts
+    finishers: list[StatementFinisher] = field(default_factory=list)
 
 
 def operation_of(statement: str) -> str:
@@ -51,117 +62,24 @@ def operation_of(statement: str) -> str:
     return keyword if keyword in OPERATIONS else OTHER_OPERATION
 
 
-class PoolCollector(Collector):
-    """The pool's connections, read at scrape time."""
-
-    def __init__(self, database: Database, maximum: int) -> None:
-        self._database = database
-        self._maximum = maximum
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool: QueuePool = self._database.engine.sync_engine.pool  # type: ignore[assignment]
-        connections = GaugeMetricFamily(
-            "db_client_connections", "Pooled database connections, by state.", labels=["state"]
-        )
-        connections.add_metric(["used"], pool.checkedout())
-        connections.add_metric(["idle"], pool.checkedin())
-        yield connections
-        yield GaugeMetricFamily(
-            "db_client_connections_max",
-            "The most connections the pool opens: its size plus its overflow.",
-            value=self._maximum,
-        )
+def collection_of(context: ExecutionContext) -> str | None:
+    """The first table of the statement SQLAlchemy compiled (text() has none)."""
+    compiled = context.compiled
+    statement = compiled.statement if compiled is not None else None
+    if isinstance(statement, Insert | Update | Delete):
+        return statement.table.name if isinstance(statement.table, TableClause) else None
+    if isinstance(statement, Select):
+        for source in statement.get_final_froms():
+            if isinstance(source, TableClause):
+                return source.name
+    return None
 
 
-class DatabaseMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.wait = Histogram(
-            "db_client_connection_wait_seconds",
-            "Time a request waited for a pooled connection.",
-            buckets=WAIT_BUCKETS,
-            registry=registry,
-        )
-        self.timeouts = Counter(
-            "db_client_connection_timeouts_total",
-            "Waits for a pooled connection that gave up after the pool timeout.",
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "db_client_operation_duration_seconds",
-            "Time a database statement took, by operation.",
-            ["operation"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.slow = Counter(
-            "db_client_slow_operations_total",
-            "Statements slower than DATABASE_SLOW_STATEMENT_SECONDS, by operation.",
-            ["operation"],
-            registry=registry,
-        )
-        self.rollbacks = Counter(
-            "db_client_transaction_rollbacks_total",
-            "Transactions rolled back after a statement in them failed.",
-            registry=registry,
-        )
-        # Every operation's series from the start, so a rate is 0 rather than missing, and
-        # resolved once: finding a label's child costs more than updating it.
-        self._series = {
-            operation: (self.duration.labels(operation), self.slow.labels(operation))
-            for operation in (*sorted(OPERATIONS), OTHER_OPERATION)
-        }
-
-    def observe(self, operation: str, seconds: float, slow: bool) -> None:
-        duration, slow_count = self._series[operation]
-        duration.observe(seconds, trace_exemplar())
-        if slow:
-            slow_count.inc()
-
-
-def time_checkouts(database: Database, metrics: DatabaseMetrics) -> None:
-    """Time each wait for a pooled connection and count those that gave up.
-
-    The pool has no event before a checkout, so its class is given one override of the
-    method that waits; disposing the engine recreates the pool from that same class.
-    """
-    pool = database.engine.sync_engine.pool
-    base = type(pool)
-
-    def _do_get(self: QueuePool) -> Any:
-        started = time.perf_counter()
-        try:
-            return base._do_get(self)
-        except PoolTimeoutError:
-            metrics.timeouts.inc()
-            raise
-        finally:
-            metrics.wait.observe(time.perf_counter() - started)
-
-    pool.__class__ = type(f"Timed{base.__name__}", (base,), {"_do_get": _do_get})
-
-
-def instrument_database(
-    database: Database,
-    settings: Settings,
-    registry: CollectorRegistry,
-    tracer: trace.Tracer,
-) -> None:
-    """Spans and metrics for every statement the service's engine runs."""
-    metrics = DatabaseMetrics(registry)
-    registry.register(
-        PoolCollector(database, settings.database_pool_size + settings.database_max_overflow)
-    )
-    time_checkouts(database, metrics)
-    base_attributes = {
-        db_attributes.DB_SYSTEM_NAME: "postgresql",
-        db_attributes.DB_NAMESPACE: settings.postgres_db,
-        server_attributes.SERVER_ADDRESS: settings.postgres_host,
-        server_attributes.SERVER_PORT: settings.postgres_port,
-    }
-    slow_seconds = settings.database_slow_statement_seconds
+def observe_statements(database: Database, observers: Sequence[StatementObserver]) -> None:
+    """Hand every statement the service's engine runs to `observers`, in order."""
     engine = database.engine.sync_engine
 
-    def start(
+    def started(
         connection: Connection,
         cursor: Any,
         statement: str,
@@ -169,40 +87,25 @@ def instrument_database(
         context: ExecutionContext,
         executemany: bool,
     ) -> None:
-        operation = operation_of(statement)
-        setattr(context, STARTED, (time.perf_counter(), operation))
-        # Only inside a sampled request: probes, scrapes and pool pings make no span.
-        if not trace.get_current_span().is_recording():
-            return
-        attributes: dict[str, Any] = {
-            **base_attributes,
-            db_attributes.DB_OPERATION_NAME: operation,
-            db_attributes.DB_QUERY_TEXT: statement,
-        }
-        name = operation
-        if collection := COLLECTION.search(statement):
-            attributes[db_attributes.DB_COLLECTION_NAME] = collection[1]
-            name = f"{operation} {collection[1]}"
-        setattr(context, SPAN, tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes))
+        facts = StatementFacts(
+            operation_of(statement), collection_of(context), statement, time.perf_counter()
+        )
+        observed = ObservedStatement(facts)
+        for observer in observers:
+            finisher = observer.statement_started(facts)
+            if finisher is not None:
+                observed.finishers.append(finisher)
+        setattr(context, OBSERVED, observed)
 
     def finish(context: ExecutionContext, error: BaseException | None) -> None:
-        start: tuple[float, str] | None = getattr(context, STARTED, None)
-        if start is None:
+        observed: ObservedStatement | None = getattr(context, OBSERVED, None)
+        if observed is None:
             return
-        started, operation = start
-        seconds = time.perf_counter() - started
-        metrics.observe(operation, seconds, seconds >= slow_seconds)
-        span: trace.Span | None = getattr(context, SPAN, None)
-        if span is None:
-            return
-        if error is not None:
-            # The SQLSTATE is the conventions' error.type when the server sent one.
-            sqlstate = getattr(error, "sqlstate", None)
-            if sqlstate:
-                span.set_attribute(db_attributes.DB_RESPONSE_STATUS_CODE, sqlstate)
-            span.set_attribute(error_attributes.ERROR_TYPE, sqlstate or type(error).__name__)
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        facts = observed.facts
+        facts.duration = time.perf_counter() - facts.started
+        facts.error = error
+        for finisher in reversed(observed.finishers):
+            finisher(facts)
 
     def finished(
         connection: Connection,
@@ -215,25 +118,11 @@ def instrument_database(
         finish(context, None)
 
     def failed(exception_context: ExceptionContext) -> None:
-        context = exception_context.execution_context
-        if context is not None:
-            finish(context, exception_context.original_exception)
+        if exception_context.execution_context is not None:
+            finish(exception_context.execution_context, exception_context.original_exception)
         if exception_context.connection is not None:
             exception_context.connection.info[FAILED] = True
 
-    def rolled_back(connection: Connection) -> None:
-        if connection.info.pop(FAILED, False):
-            metrics.rollbacks.inc()
-
-    def committed(connection: Connection) -> None:
-        connection.info.pop(FAILED, None)
-
-    listeners: list[tuple[str, Callable[..., None]]] = [
-        ("before_cursor_execute", start),
-        ("after_cursor_execute", finished),
-        ("handle_error", failed),
-        ("rollback", rolled_back),
-        ("commit", committed),
-    ]
-    for name, listener in listeners:
-        event.listen(engine, name, listener)
+    event.listen(engine, "before_cursor_execute", started)
+    event.listen(engine, "after_cursor_execute", finished)
+    event.listen(engine, "handle_error", failed)
