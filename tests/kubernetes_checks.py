@@ -158,7 +158,7 @@ def restricted_problems(name: str, pod: dict[str, Any]) -> list[str]:
 
 SECRET_WORDS = re.compile(r"password|token|secret", re.IGNORECASE)
 # Keys that name where a secret is, never the secret itself.
-SECRET_REFERENCE = re.compile(r"(Key|Name|existingSecret|keys)$")
+SECRET_REFERENCE = re.compile(r"(Key|Name|existingSecret|configSecret|keys)$")
 
 
 def secret_values(node: Any, where: str) -> list[str]:

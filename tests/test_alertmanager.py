@@ -6,11 +6,15 @@ The live delivery of an alert is in tests/live/test_alertmanager_live.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import stat
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -231,3 +235,47 @@ def test_nothing_of_alertmanager_without_observability(project_no: Path) -> None
     for path in (project_no / "compose.yml", project_no / ".env.example", project_no / "README.md"):
         assert "alertmanager" not in path.read_text(encoding="utf-8").lower(), path
         assert "ALERT_WEBHOOK_URL" not in path.read_text(encoding="utf-8"), path
+
+
+# --- Kubernetes: kube-prometheus-stack's Alertmanager gets the same configuration --------
+
+
+@pytest.fixture(scope="module")
+def k8s_script(render_once: Callable[..., Path]) -> ModuleType:
+    """deploy/kubernetes/k8s.py of a kubernetes=yes render, imported (standard library only)."""
+    path = render_once(kubernetes="yes") / "deploy/kubernetes/k8s.py"
+    spec = importlib.util.spec_from_file_location("k8s_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up while they are made.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cluster_gets_compose_s_routing_with_the_url_in_place_of_its_file(
+    k8s_script: ModuleType, tmp_path: Path
+) -> None:
+    url = "https://hooks.example.com/alerts?token=a&b=c"
+    config = tmp_path / "alertmanager.yaml"
+    config.write_text(k8s_script.alertmanager_config(url), encoding="utf-8")
+    assert amtool("check-config", config).returncode == 0
+    compose = load(k8s_script.ALERTMANAGER_CONFIG)
+    cluster = load(config)
+    assert {key: cluster[key] for key in ("route", "inhibit_rules")} == {
+        key: compose[key] for key in ("route", "inhibit_rules")
+    }
+    assert [receiver["webhook_configs"] for receiver in cluster["receivers"]] == [
+        [{"url": url}] for _ in compose["receivers"]
+    ]
+
+
+def test_without_a_url_the_cluster_config_is_what_start_sh_starts_with(
+    k8s_script: ModuleType, tmp_path: Path
+) -> None:
+    project = k8s_script.PROJECT_DIR
+    result = run_start_script(project, tmp_path, "")
+    assert result.returncode == 0, result.stderr
+    started = (tmp_path / "alertmanager.yml").read_text(encoding="utf-8")
+    assert k8s_script.alertmanager_config("") == started
+    assert "webhook_configs" not in started

@@ -192,9 +192,13 @@ def test_up_installs_each_part_after_what_it_needs(synced_project: Path, stand_i
     if has_stack(synced_project):
         secret = first(r"kubectl .*create secret generic grafana-admin -n monitoring ")
         assert "--from-literal=admin-password=***" in lines[secret]
+        routing = first(r"kubectl .*create secret generic alertmanager-config -n monitoring ")
+        # The configuration holds the webhook URL: never printed.
+        assert "--from-literal=alertmanager.yaml=***" in lines[routing]
         stack = first(r"^helm .*upgrade --install kube-prometheus-stack ")
         # The ServiceMonitor and PrometheusRule need the operator's CRDs.
         assert secret < stack < service
+        assert routing < stack
         for release in ("loki", "tempo", "alloy"):
             assert first(rf"^helm .*upgrade --install {release} ") < service
     if has_database(synced_project):
@@ -563,6 +567,13 @@ def test_the_stack_charts_agree_on_names_and_addresses(k8s_project: Path) -> Non
         )
         assert sidecar[kind]["searchNamespace"] == "ALL"
     assert sidecar["datasources"]["defaultDatasourceEnabled"] is False
+    # Alertmanager takes compose's routing from the Secret k8s.py makes, whole.
+    alertmanager = stack["alertmanager"]["alertmanagerSpec"]
+    assert alertmanager["useExistingSecret"] is True
+    script = (k8s_project / K8S_SCRIPT).read_text()
+    assert f'ALERTMANAGER_CONFIG_SECRET = "{alertmanager["configSecret"]}"' in script
+    # The chart's always-firing alerts need its own routing, which compose's replaces.
+    assert stack["defaultRules"]["disabled"] == {"Watchdog": True, "InfoInhibitor": True}
     # Tempo writes span metrics into that Prometheus; the backend sends spans to Tempo;
     # Alloy pushes to Loki.
     assert tempo["tempo"]["metricsGenerator"]["remoteWriteUrl"] == f"{prometheus_url}/api/v1/write"
@@ -581,6 +592,7 @@ def test_the_stack_charts_agree_on_names_and_addresses(k8s_project: Path) -> Non
         if "image" in service
     }
     assert spec["image"]["tag"] == images["prometheus"]
+    assert stack["alertmanager"]["alertmanagerSpec"]["image"]["tag"] == images["alertmanager"]
     assert stack["grafana"]["image"]["tag"] == images["grafana"]
     assert values_file(k8s_project, "loki.yaml")["loki"]["image"]["tag"] == images["loki"]
     assert tempo["tempo"]["tag"] == images["tempo"]

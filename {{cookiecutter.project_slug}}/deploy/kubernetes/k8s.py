@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 {%- if cookiecutter.include_observability == "yes" %}
+import json
 import os
 {%- endif %}
 import shlex
@@ -130,6 +131,14 @@ POSTGRES_CLUSTER_NAME = f"{PROJECT}-db"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_SERVICE = "kube-prometheus-stack-grafana"
 
+# Alertmanager's routing, compose's file, into the Secret the Alertmanager of
+# kube-prometheus-stack takes its whole configuration from (values/kube-prometheus-stack.yaml:
+# alertmanager.alertmanagerSpec.configSecret). As compose's start.sh does it: the webhook's
+# URL from .env's ALERT_WEBHOOK_URL, or, empty, no webhook and nothing sent.
+ALERTMANAGER_CONFIG = PROJECT_DIR / "observability/alertmanager/alertmanager.yml"
+ALERTMANAGER_CONFIG_SECRET = "alertmanager-config"
+WEBHOOK_URL_FILE = "url_file: webhook-url"
+
 # What the chart packages from the project: (in the chart, in the project, file pattern).
 # The copies are git-ignored and made again before every use: edit the project's files.
 SYNCED = (
@@ -233,6 +242,36 @@ def apply_grafana_admin(run: Runner) -> None:
 {%- endif %}
 
 
+{%- if cookiecutter.include_observability == "yes" %}
+
+
+def alertmanager_config(webhook_url: str) -> str:
+    """Compose's Alertmanager configuration for the cluster: the URL itself where compose
+    reads it from a file; without one, each webhook (`webhook_configs:` and its one entry)
+    left out."""
+    lines = ALERTMANAGER_CONFIG.read_text(encoding="utf-8").splitlines(keepends=True)
+    if webhook_url:
+        url = f"url: {json.dumps(webhook_url)}"
+        return "".join(line.replace(WEBHOOK_URL_FILE, url) for line in lines)
+    kept: list[str] = []
+    for line in lines:
+        if kept and kept[-1].strip() == "webhook_configs:":
+            kept.pop()
+        else:
+            kept.append(line)
+    return "".join(kept)
+
+
+def apply_alertmanager_config(run: Runner) -> None:
+    """The Secret of Alertmanager's configuration; it holds the webhook URL, never printed."""
+    config = alertmanager_config(dotenv().get("ALERT_WEBHOOK_URL", ""))
+    secret = ["create", "secret", "generic", ALERTMANAGER_CONFIG_SECRET]
+    secret += ["-n", "monitoring"]
+    literal = "--from-literal=alertmanager.yaml="
+    run.apply(*secret, literal + config, shown=[*secret, literal + "***"])
+{%- endif %}
+
+
 def build_image(run: Runner) -> str:
     """Build the backend's image into the kind cluster. The tag names the build: a new
     build rolls out, an unchanged one does not."""
@@ -268,6 +307,7 @@ def up(run: Runner, image: str | None) -> None:
 {%- if cookiecutter.include_observability == "yes" %}
     run.apply("create", "namespace", "monitoring")
     apply_grafana_admin(run)
+    apply_alertmanager_config(run)
 {%- endif %}
     for chart in UPSTREAM_CHARTS:
         install_upstream(run, chart)
