@@ -274,3 +274,25 @@ def test_every_task_resolves_with_poe(installed_project: Path) -> None:
         )  # fmt: skip
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
         assert "Poe =>" in result.stderr + result.stdout, name
+
+
+def test_lock_and_format_run_for_real_and_change_nothing(installed_project: Path) -> None:
+    """Two tasks the make targets above do not run: on a fresh render, both are no-ops."""
+    before = {
+        path: path.read_bytes()
+        for path in installed_project.rglob("*")
+        if path.is_file() and ".venv" not in path.parts and "__pycache__" not in path.parts
+    }
+    for task in ("lock", "format"):
+        result = subprocess.run(
+            [str(UV), "run", "--directory", "backend", "--frozen", "poe", task],
+            cwd=installed_project, capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "PATH": f"{UV.parent}{os.pathsep}{os.environ['PATH']}"},
+        )  # fmt: skip
+        assert result.returncode == 0, f"{task}: {result.stdout}{result.stderr}"
+    changed = [
+        str(path.relative_to(installed_project))
+        for path, content in before.items()
+        if path.read_bytes() != content
+    ]
+    assert changed == []
