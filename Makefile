@@ -11,7 +11,7 @@ OPTIONS ?=
 # test group in pyproject.toml (tests/test_versions.py checks it).
 UV_VERSION := 0.13.9
 # Named paths: ruff would otherwise read the template's Jinja-laden pyproject.toml.
-PYTHON_PATHS := hooks tests scripts $(wildcard bench)
+PYTHON_PATHS := hooks harness tests scripts $(wildcard bench)
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'

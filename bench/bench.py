@@ -38,14 +38,14 @@ from typing import Any
 REPO_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 REFERENCE_REQUIREMENTS = BENCH_DIR / "reference-requirements.txt"
-sys.path.insert(0, str(REPO_DIR / "tests"))
+sys.path.insert(0, str(REPO_DIR))
 
-# The tests' renderer and their recipe for installing and starting the rendered backend, so
-# the benchmark runs exactly what they prove.
-from conftest import render as render_template  # noqa: E402
-from live.backend import backend_venv, dockerfile_command, local_command, run_in_venv  # noqa: E402
-from live.processes import ManagedProcess, closed_port, free_port  # noqa: E402
-from postgres_server import PostgresServer  # noqa: E402
+# The renderer and the recipe for installing and starting the rendered backend that the
+# tests use (harness/), so the benchmark runs exactly what they prove.
+from harness.backend import backend_venv, dockerfile_command, local_command, run_in_venv  # noqa: E402
+from harness.postgres import PostgresServer  # noqa: E402
+from harness.processes import ManagedProcess, closed_port, free_port  # noqa: E402
+from harness.rendering import render as render_template  # noqa: E402
 
 WRK_REPORT = BENCH_DIR / "wrk" / "report.lua"
 WRK_COUNTED = BENCH_DIR / "wrk" / "counted.lua"

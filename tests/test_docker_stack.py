@@ -10,13 +10,14 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import COOKIECUTTER_JSON, render
-from live.processes import free_port
+from conftest import COOKIECUTTER_JSON
+
+from harness.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -51,13 +52,12 @@ def compose_command() -> list[str]:
 
 @pytest.fixture(scope="module", params=COOKIECUTTER_JSON["log_collector"])
 def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, render_once: Callable[..., Path]
 ) -> Iterator[tuple[Path, int]]:
     """The stack with each log collector: stack_check's Loki query needs its lines."""
     docker_engine_or_skip()
     backend_port, grafana_port = free_port(), free_port()
-    project = render(
-        tmp_path_factory.mktemp("stack"),
+    project = render_once(
         # A slug of its own: the compose project, its network and volumes touch nothing else.
         project_name=f"stack check {secrets.token_hex(4)}",
         include_observability="yes",

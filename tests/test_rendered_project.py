@@ -21,7 +21,8 @@ from conftest import (
     combination_id,
     require_tool,
 )
-from live.processes import closed_port
+
+from harness.processes import closed_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,13 +12,12 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import render
 
 FRAME_WITH_DATA = {"data": {"values": [[1700000000000], [42]]}}
 
@@ -79,13 +78,12 @@ def serve(fake: FakeGrafana) -> ThreadingHTTPServer:
 
 
 @pytest.fixture
-def fake_stack(tmp_path: Path) -> Iterator[tuple[FakeGrafana, Path]]:
+def fake_stack(render_once: Callable[..., Path]) -> Iterator[tuple[FakeGrafana, Path]]:
     """A rendered project whose Grafana and backend ports both reach one FakeGrafana."""
     fake = FakeGrafana()
     grafana, backend = serve(fake), serve(fake)
     try:
-        project = render(
-            tmp_path,
+        project = render_once(
             include_observability="yes",
             grafana_port=str(grafana.server_address[1]),
             backend_port=str(backend.server_address[1]),

@@ -10,17 +10,18 @@ from typing import Any
 
 import pytest
 from conftest import PINNED_BUILD_HINT, require_tool, resolved_compose
-from postgres_server import DATABASE
 
-from .backend import (
+from harness.backend import (
     FAST_BATCH_EXPORT,
     BackendProcess,
     backend_venv,
     compose_environment,
     run_in_venv,
 )
+from harness.postgres import DATABASE
+from harness.processes import closed_port, free_port
+
 from .otlp_receiver import OtlpTraceReceiver
-from .processes import closed_port, free_port
 from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
 from .traffic import Traffic, mixed_calls, send_all
 

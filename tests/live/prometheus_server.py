@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import yaml
 
-from .processes import ManagedProcess, wait_until
+from harness.processes import ManagedProcess, wait_until
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 

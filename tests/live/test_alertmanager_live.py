@@ -16,7 +16,8 @@ import pytest
 import yaml
 from conftest import PINNED_BUILD_HINT, require_tool, resolved_compose
 
-from .processes import ManagedProcess, closed_port, free_port, wait_until
+from harness.processes import ManagedProcess, closed_port, free_port, wait_until
+
 from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from .backend import BackendProcess
+from harness.backend import BackendProcess
+
 from .exposition import contract_series, scrape
 from .traffic import UNMATCHED, Call, mixed_calls, random_path, send_all, unexpected
 

@@ -16,10 +16,11 @@ from conftest import TEMPLATE_DIR, require_tool
 from contract import contract_metrics, loki_labels
 from dashboard_queries import DASHBOARDS, Query, dashboard_queries
 
-from .backend import BackendProcess
+from harness.backend import BackendProcess
+from harness.processes import wait_until
+
 from .exposition import scrape
 from .otlp_receiver import OtlpTraceReceiver
-from .processes import wait_until
 from .prometheus_server import PrometheusServer
 from .traffic import Traffic, mixed_calls, send_all, unexpected
 

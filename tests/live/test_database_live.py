@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .backend import BackendProcess
-from .processes import closed_port, wait_until
+from harness.backend import BackendProcess
+from harness.processes import closed_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from .backend import BackendProcess
+from harness.backend import BackendProcess
+from harness.processes import closed_port, wait_until
+
 from .exposition import scrape
 from .otlp_receiver import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpTraceReceiver, ReceivedSpan
-from .processes import closed_port, wait_until
 from .traffic import HOLD_ROUTE
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .backend import BackendProcess
-from .processes import closed_port, wait_until
+from harness.backend import BackendProcess
+from harness.processes import closed_port, wait_until
+
 from .traffic import mixed_calls, send_all, unexpected
 
 pytestmark = pytest.mark.slow

@@ -8,10 +8,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from .backend import BackendProcess
+from harness.backend import BackendProcess
+from harness.processes import wait_until
+
 from .exposition import requests_by_series, scrape
 from .otlp_receiver import SPAN_KIND_SERVER, OtlpTraceReceiver
-from .processes import wait_until
 from .traffic import ITEM, ITEMS, Call, expected_counts, send_all, unexpected
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from conftest import TEMPLATE_DIR
 
-from .backend import BackendProcess
+from harness.backend import BackendProcess
 
 pytestmark = pytest.mark.slow
 

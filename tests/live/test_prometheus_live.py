@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from .backend import BackendProcess
-from .processes import wait_until
+from harness.backend import BackendProcess
+from harness.processes import wait_until
+
 from .prometheus_server import PrometheusServer, rfc3339_seconds
 from .traffic import FAILING_ROUTE, ITEM, ITEMS, UNMATCHED, Traffic, expected_counts, unexpected
 

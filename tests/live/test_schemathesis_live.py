@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from conftest import DATABASE_AND_OBSERVABILITY, combination_id
 
-from .backend import BackendProcess, backend_venv, compose_environment, run_in_venv
-from .processes import closed_port
+from harness.backend import BackendProcess, backend_venv, compose_environment, run_in_venv
+from harness.processes import closed_port
+
 from .traffic import FAILING_ROUTE, HOLD_ROUTE
 
 pytestmark = pytest.mark.slow

@@ -7,14 +7,15 @@ import re
 
 import pytest
 
-from .backend import BackendProcess
+from harness.backend import BackendProcess
+from harness.processes import wait_until
+
 from .otlp_receiver import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_SERVER,
     STATUS_CODE_ERROR,
     OtlpTraceReceiver,
 )
-from .processes import wait_until
 from .traffic import ITEMS, UNMATCHED, Traffic
 
 pytestmark = pytest.mark.slow

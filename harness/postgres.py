@@ -12,9 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
-from conftest import UNDER_CI, require_tool
-from live.processes import ManagedProcess, free_port, wait_until
+from harness.processes import ManagedProcess, free_port, wait_until
 
 SERVER_USER = "postgres"  # Debian's account for the server; it refuses to run as root
 AS_SERVER_USER = ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
@@ -23,7 +21,7 @@ ROLE = "app"
 
 
 def server_binaries() -> Path:
-    """The bin folder of the newest PostgreSQL installed, or a skip (a failure under CI)."""
+    """The bin folder of the newest PostgreSQL installed."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3])
     )
@@ -32,10 +30,11 @@ def server_binaries() -> Path:
     found = shutil.which("postgres")
     if found:
         return Path(found).parent
-    message = "PostgreSQL is not installed (Debian package postgresql)"
-    if UNDER_CI:
-        pytest.fail(f"{message}; CI must install it", pytrace=False)
-    pytest.skip(message)
+    raise MissingTool("PostgreSQL is not installed (Debian package postgresql)")
+
+
+class MissingTool(RuntimeError):
+    """A program the server needs is not on this machine."""
 
 
 class PostgresServer:
@@ -43,7 +42,10 @@ class PostgresServer:
 
     def __init__(self) -> None:
         self.bin = server_binaries()
-        require_tool("setpriv", "util-linux")
+        if os.geteuid() == 0 and shutil.which("setpriv") is None:
+            raise MissingTool(
+                "setpriv is not installed (util-linux): root runs the server as postgres"
+            )
         self.root = Path(tempfile.mkdtemp(prefix="pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root / "socket"

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import UV, resolved_compose
 
-from .processes import ManagedProcess, free_port, wait_until
+from harness.processes import ManagedProcess, free_port, wait_until
+from harness.rendering import UV, resolved_compose
 
-LIVE_DIR = Path(__file__).resolve().parent
+# The folder of failing_route.py, the application module the local backends serve.
+HARNESS_DIR = Path(__file__).resolve().parent
 INSTALL_TIMEOUT = 600
 # Spans leave the batch processor after this many ms instead of the SDK's 5 s default,
 # so the tests wait for them briefly; it is the SDK's own variable, not one of the backend's.
@@ -123,7 +124,7 @@ IMAGE_APPLICATION = "app.main:app"
 LIVE_APPLICATION = [
     "--factory",
     "--app-dir",
-    str(LIVE_DIR),
+    str(HARNESS_DIR),
     "failing_route:create_app_with_failing_route",
 ]
 
