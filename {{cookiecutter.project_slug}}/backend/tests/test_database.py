@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 from starlette.types import Receive, Scope, Send
 
-from app.db.engine import Database, ReadSession, Session, database_url
+from app.db.engine import Database, Session, database_url
 from app.db.models import MIGRATION_LOCK_KEY
 from app.main import create_app
 from app.settings import Settings
@@ -52,30 +52,6 @@ def test_a_migration_run_waits_for_the_one_under_way(test_database: str) -> None
             await engine.dispose()
 
     assert asyncio.run(upgrade_beside_a_lock_holder()) == (True, True)
-
-
-def test_a_read_session_runs_each_statement_on_its_own_and_a_session_in_one_transaction(
-    app: FastAPI,
-) -> None:
-    """Two statements in one transaction share its id; without a BEGIN, each is its own."""
-    transaction_id = text("SELECT txid_current()")
-
-    async def two_ids(session: AsyncSession) -> bool:
-        first: int | None = await session.scalar(transaction_id)
-        second: int | None = await session.scalar(transaction_id)
-        return first == second
-
-    async def in_read_session(session: ReadSession) -> bool:
-        return await two_ids(session)
-
-    async def in_session(session: Session) -> bool:
-        return await two_ids(session)
-
-    app.add_api_route("/test/read-session", in_read_session)
-    app.add_api_route("/test/session", in_session)
-    with TestClient(app) as client:
-        assert client.get("/test/read-session").json() is False
-        assert client.get("/test/session").json() is True
 
 
 def test_items_outlive_the_application(settings: Settings) -> None:

@@ -48,10 +48,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # A connection the server closed (restart, failover) is replaced at checkout, so the
         # service recovers by itself once the database is back.
         pool_pre_ping=True,
-        # No transaction unless a session asks for one (`Session` does, `ReadSession` not):
-        # the checkout's ping and a one-statement read then take one round trip each, where
-        # a transaction around them adds a BEGIN and a ROLLBACK.
-        isolation_level="AUTOCOMMIT",
         connect_args={
             "timeout": settings.database_connect_timeout,
             "server_settings": {
@@ -99,24 +95,22 @@ class Database:
 {%- endif %}
 
     @asynccontextmanager
-    async def session(self, transaction: bool = True) -> AsyncIterator[AsyncSession]:
+    async def session(self) -> AsyncIterator[AsyncSession]:
         """A session with its pooled connection checked out: a request that cannot get one
-        fails here, before its handler runs. With `transaction`, its statements run in one
-        (READ COMMITTED, PostgreSQL's default); without, each commits on its own."""
-        options = {"isolation_level": "READ COMMITTED"} if transaction else None
+        fails here, before its handler runs."""
         async with self.sessions() as session:
 {%- if yes %}
             # Timed here, since the pool has no event before a checkout.
             started, gave_up = time.perf_counter(), False
             try:
-                await session.connection(execution_options=options)
+                await session.connection()
             except PoolTimeoutError:
                 gave_up = True
                 raise
             finally:
                 self._checked_out(started, gave_up)
 {%- else %}
-            await session.connection(execution_options=options)
+            await session.connection()
 {%- endif %}
             yield session
 {%- if yes %}
@@ -146,20 +140,10 @@ def database_state(database: Database) -> dict[str, Database]:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, in a transaction, closed (its connection back in the pool)
-    when the request ends: for writes, and reads whose statements must agree."""
+    """One session per request, closed (its connection back in the pool) when it ends."""
     database: Database = getattr(request.state, DATABASE)
     async with database.session() as session:
         yield session
 
 
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """As `get_session`, without a transaction: for a read of one statement, which then
-    costs one round trip to the server besides the pool's ping."""
-    database: Database = getattr(request.state, DATABASE)
-    async with database.session(transaction=False) as session:
-        yield session
-
-
 Session = Annotated[AsyncSession, Depends(get_session)]
-ReadSession = Annotated[AsyncSession, Depends(get_read_session)]

@@ -3,8 +3,7 @@
 Request and response bodies are Pydantic models, so invalid input gets a 422 with the details;
 every integer a client sends is bounded by the column it is compared with; a new item is a 201
 with its `Location`; a missing item is a 404 and a taken name a 409. The repository comes in as
-a dependency with the request's session, so the queries live in `app/db/items.py` only: in a
-transaction for writes (`Repository`), without one for reads of one statement (`Reader`).
+a dependency with the request's session, so the queries live in `app/db/items.py` only.
 """
 
 from datetime import datetime
@@ -14,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.db.engine import ReadSession, Session
+from app.db.engine import Session
 from app.db.items import ItemRepository
 from app.db.models import MAX_INTEGER
 
@@ -38,13 +37,7 @@ async def get_item_repository(session: Session) -> ItemRepository:
     return ItemRepository(session)
 
 
-# Reads of one statement need no transaction: one round trip fewer each way.
-async def get_item_reader(session: ReadSession) -> ItemRepository:
-    return ItemRepository(session)
-
-
 Repository = Annotated[ItemRepository, Depends(get_item_repository)]
-Reader = Annotated[ItemRepository, Depends(get_item_reader)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 
 router = APIRouter(prefix="/items", tags=["items"])
@@ -67,7 +60,7 @@ async def create_item(
 
 @router.get("")
 async def list_items(
-    items: Reader,
+    items: Repository,
     offset: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> list[Item]:
@@ -75,7 +68,7 @@ async def list_items(
 
 
 @router.get("/{item_id}", responses={404: {"description": "No item with this id"}})
-async def get_item(item_id: ItemId, items: Reader) -> Item:
+async def get_item(item_id: ItemId, items: Repository) -> Item:
     item = await items.get(item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Item not found")
