@@ -8,12 +8,13 @@ instrument nothing with SQLAlchemy 2.1 or write the older attribute names.
 """
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Delete, Insert, Select, TableClause, Update, event
-from sqlalchemy.engine import Connection, ExceptionContext, ExecutionContext
+from sqlalchemy.engine import Compiled, Connection, ExceptionContext, ExecutionContext
 
 from app.db.engine import Database
 
@@ -62,10 +63,24 @@ def operation_of(statement: str) -> str:
     return keyword if keyword in OPERATIONS else OTHER_OPERATION
 
 
+# Each compiled statement's table, found once: SQLAlchemy caches and reuses the compiled form
+# of a statement, while finding an ORM select's tables costs as much as compiling it.
+_collections: weakref.WeakKeyDictionary[Compiled, str | None] = weakref.WeakKeyDictionary()
+
+
 def collection_of(context: ExecutionContext) -> str | None:
     """The first table of the statement SQLAlchemy compiled (text() has none)."""
     compiled = context.compiled
-    statement = compiled.statement if compiled is not None else None
+    if compiled is None:
+        return None
+    try:
+        return _collections[compiled]
+    except KeyError:
+        collection = _collections[compiled] = _first_table(compiled.statement)
+        return collection
+
+
+def _first_table(statement: object) -> str | None:
     if isinstance(statement, Insert | Update | Delete):
         return statement.table.name if isinstance(statement.table, TableClause) else None
     if isinstance(statement, Select):
