@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PINNED_BUILD_HINT, env_keys, require_tool, resolved_compose
+from stack_checks import load
 
 ALERTMANAGER_DIR = Path("observability/alertmanager")
 RULES_DIR = Path("observability/prometheus/rules")
@@ -29,10 +30,6 @@ NOTIFIED_ANNOTATIONS = ("summary", "description", "runbook")
 # Commented example lines start with a lower-case key, a list dash or deeper indentation;
 # the prose comments start with a capital letter.
 COMMENTED_EXAMPLE = re.compile(r"^( *)# (?=[a-z_]+:|- | )", re.MULTILINE)
-
-
-def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def amtool(*arguments: str | Path) -> subprocess.CompletedProcess[str]:

@@ -44,6 +44,7 @@ from kubernetes_checks import (
     tool_versions,
     upstream_charts,
 )
+from stack_checks import load
 
 Render = Callable[..., Path]
 KUBERNETES_WORDS = re.compile(r"kubernetes|k8s|helm|kubectl|cloudnative|cnpg", re.IGNORECASE)
@@ -51,10 +52,6 @@ JS_DIR = TEMPLATE_DIR / "tests" / "js"
 # The API groups of the operators' custom resources: validated against their CRD schemas.
 CUSTOM_RESOURCE_GROUPS = ("monitoring.coreos.com/", "postgresql.cnpg.io/")
 HELM_HINT = "go install helm.sh/helm/v4/cmd/helm@<version in docs/versions.md>; see .ci/run"
-
-
-def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module", params=KUBERNETES_VARIANTS, ids=combination_id)

@@ -42,6 +42,13 @@ def make(
     return result
 
 
+def with_uv_on_path(environment: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with the test environment's uv on the PATH, as on a
+    developer's machine (the tasks run it by name), and `environment` on top."""
+    path = f"{UV.parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, **(environment or {})}
+
+
 def run_make(
     project: Path, *targets: str, timeout: int, environment: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -49,12 +56,7 @@ def run_make(
     return subprocess.run(
         [make_tool, "--no-print-directory", f"PYTHON={sys.executable}", f"UV={UV}", *targets],
         cwd=project,
-        # uv on the PATH, as on a developer's machine: the tasks run it by name.
-        env={
-            **os.environ,
-            "PATH": f"{UV.parent}{os.pathsep}{os.environ['PATH']}",
-            **(environment or {}),
-        },
+        env=with_uv_on_path(environment),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -288,7 +290,7 @@ def test_lock_and_format_run_for_real_and_change_nothing(installed_project: Path
         result = subprocess.run(
             [str(UV), "run", "--directory", "backend", "--frozen", "poe", task],
             cwd=installed_project, capture_output=True, text=True, timeout=300, check=False,
-            env={**os.environ, "PATH": f"{UV.parent}{os.pathsep}{os.environ['PATH']}"},
+            env=with_uv_on_path(),
         )  # fmt: skip
         assert result.returncode == 0, f"{task}: {result.stdout}{result.stderr}"
     changed = [
