@@ -10,7 +10,8 @@ and the ratios of this one run. The figures go to <results>/latest.json and one 
 Settings (environment): BENCH_SECONDS per measured run, BENCH_ROUNDS, BENCH_WARMUP_SECONDS,
 BENCH_CONNECTIONS, BENCH_MEMORY_REQUESTS (per memory phase), BENCH_STARTUP_RUNS,
 BENCH_RENDER_RUNS, BENCH_PATH (the endpoint), BENCH_REFERENCE=1 (adds the reference app),
-BENCH_RESULTS_DIR, BENCH_BUILD_DIR.
+BENCH_RESULTS_DIR, BENCH_BUILD_DIR. The database scenarios always include the database
+reference (database_reference_app.py): the same read with an asyncpg pool alone.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ sys.path.insert(0, str(REPO_DIR))
 
 # The renderer and the recipe for installing and starting the rendered backend that the
 # tests use (harness/), so the benchmark runs exactly what they prove.
-from harness.backend import backend_venv, dockerfile_command, local_command, run_in_venv  # noqa: E402
+from harness.backend import (  # noqa: E402
+    LIVE_APPLICATION,
+    backend_venv,
+    dockerfile_command,
+    local_command,
+    run_in_venv,
+)
 from harness.postgres import PostgresServer  # noqa: E402
 from harness.processes import ManagedProcess, closed_port, free_port  # noqa: E402
 from harness.rendering import render as render_template  # noqa: E402
@@ -61,6 +68,7 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("yes-10% / no, requests/s", "yes_10_over_no", ">=", 0.75),
     ("database: yes-100% / no, requests/s", "db_yes_100_over_db_no", ">=", 0.75),
     ("database: yes-10% / no, requests/s", "db_yes_10_over_db_no", ">=", 0.9),
+    ("database: no / reference, requests/s", "db_no_over_reference", ">=", 0.6),
     ("exporter down / reachable, requests/s", "unreachable_over_reachable", ">=", 0.95),
     ("error responses while the exporter is down", "unreachable_errors", "==", 0),
     ("memory growth, MB", "memory_growth_mb", "<", 5.0),
@@ -206,6 +214,27 @@ def server_environment(venv: Path, extra: dict[str, str]) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
+
+
+def http_response(port: int, path: str) -> tuple[int, bytes]:
+    """The status and body of GET `path`."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def bench_app_command(dockerfile: Path, venv: Path, port: int, application: str) -> list[str]:
+    """The image's uvicorn command line, made local as for the rendered backend, serving
+    `application` ("module:attribute" in bench/) instead of the rendered app."""
+    command = local_command(dockerfile_command(dockerfile), venv, port)
+    start = command.index(LIVE_APPLICATION[0])
+    end = start + len(LIVE_APPLICATION)
+    assert command[start:end] == LIVE_APPLICATION, f"unexpected local command {command}"
+    return [*command[:start], "--app-dir", str(BENCH_DIR), application, *command[end:]]
 
 
 def http_status(port: int, path: str) -> int | None:
@@ -355,7 +384,7 @@ def run_count(backend: Backend, settings: Settings, count: int, path: str) -> Wr
 class Scenario:
     key: str
     title: str
-    variant: str  # "no", "yes", "reference", or "db_no", "db_yes" (database=postgres)
+    variant: str  # "no", "yes" or "reference" (the reference app of its phase)
     environment: dict[str, str]
     receiver: SpanCounter | None = None
     baseline: str = "no"  # the scenario its "vs no" ratio is taken against
@@ -476,13 +505,27 @@ def measure_database(
     settings: Settings, build_dir: Path, logs: Path, receivers: dict[str, SpanCounter]
 ) -> tuple[list[Scenario], dict[str, ScenarioResult], dict[str, Backend]]:
     """The same GET, the item read from PostgreSQL (a throwaway server of Debian's package):
-    database=postgres rendered without and with telemetry, its spans and metrics included."""
+    database=postgres rendered without and with telemetry, its spans and metrics included,
+    and the database reference (database_reference_app.py: the same read with an asyncpg
+    pool and one prepared statement, in the "database: no" backend's virtualenv)."""
     root = build_dir / "render-database"
     shutil.rmtree(root, ignore_errors=True)
     dirs = {
         variant: render(root / variant, variant, "postgres") / "backend" for variant in VARIANTS
     }
     venvs = {variant: backend_venv(dirs[variant], build_dir / "venvs") for variant in VARIANTS}
+    # The reference runs in the "no" backend's folder and virtualenv (FastAPI, uvicorn and
+    # asyncpg are its dependencies), under the image's uvicorn command line.
+    dirs["reference"], venvs["reference"] = dirs["no"], venvs["no"]
+    commands: dict[str, Callable[[int], list[str]]] = {
+        variant: lambda port, variant=variant: local_command(  # type: ignore[misc]
+            dockerfile_command(dirs[variant] / "Dockerfile"), venvs[variant], port
+        )
+        for variant in VARIANTS
+    }
+    commands["reference"] = lambda port: bench_app_command(
+        dirs["no"] / "Dockerfile", venvs["no"], port, "database_reference_app:app"
+    )
     postgres = PostgresServer()
     postgres.start()
     try:
@@ -505,13 +548,18 @@ def measure_database(
                 receivers["db_yes_10"],
                 baseline="db_no",
             ),
+            Scenario(
+                "db_reference",
+                "database: reference (asyncpg, one prepared statement)",
+                "reference",
+                {},
+                baseline="db_no",
+            ),
         ]
         backends = {
             scenario.key: Backend(
                 scenario.key,
-                lambda port, variant=scenario.variant: local_command(  # type: ignore[misc]
-                    dockerfile_command(dirs[variant] / "Dockerfile"), venvs[variant], port
-                ),
+                commands[scenario.variant],
                 dirs[scenario.variant],
                 server_environment(
                     venvs[scenario.variant], {**postgres.environment, **scenario.environment}
@@ -524,6 +572,14 @@ def measure_database(
             for each in backends.values():
                 each.start()
             path = settings.path or f"/api/v1/items/{create_item(backends['db_no'])}"
+            # The reference must answer exactly what the template answers: same row, same JSON.
+            answers = {
+                key: http_response(backends[key].port, path) for key in ("db_no", "db_reference")
+            }
+            assert answers["db_reference"] == answers["db_no"], (
+                f"the reference answers GET {path} with {answers['db_reference']}, "
+                f'"database: no" with {answers["db_no"]}'
+            )
             progress(f"database: {settings.rounds} rounds x {len(listed)} scenarios, GET {path}")
             results = measure_throughput(replace(settings, path=path), backends, listed)
         finally:
@@ -633,7 +689,10 @@ def format_table(report: dict[str, Any]) -> str:
         '"database: no". The database\'s spans and metrics add '
         f"{figures['db_telemetry_cpu_us_per_request_100']:.0f} µs of CPU per request at 100% "
         f"sampling and {figures['db_telemetry_cpu_us_per_request_10']:.0f} µs at 10%, on top "
-        "of what the HTTP telemetry costs.",
+        "of what the HTTP telemetry costs. The database reference reads the same row with an "
+        "asyncpg pool and one prepared statement, one round trip, in a FastAPI app with "
+        'nothing else: "database: no" reaches '
+        f"{figures['db_no_over_reference']:.2f} of its requests/s.",
         "",
         "| target | value | rule | met |",
         "|---|---:|---|---|",
@@ -809,6 +868,8 @@ def main() -> int:
         "unreachable_errors": results["yes_unreachable"].errors,
         "db_yes_100_over_db_no": results["db_yes_100"].vs_no,
         "db_yes_10_over_db_no": results["db_yes_10"].vs_no,
+        # The template's database read against the floor of this stack (the reference).
+        "db_no_over_reference": paired_ratio(results["db_no"], results["db_reference"]),
         # What the database's spans and metrics add to a request, on top of the HTTP ones.
         "db_telemetry_cpu_us_per_request_100": round(
             (results["db_yes_100"].cpu_us_per_request - results["db_no"].cpu_us_per_request)

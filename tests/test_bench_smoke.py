@@ -20,7 +20,16 @@ from conftest import TEMPLATE_DIR, require_tool
 sys.path.insert(0, str(TEMPLATE_DIR / "bench"))
 import bench
 
-SCENARIOS = {"no", "yes_100", "yes_10", "yes_unreachable", "db_no", "db_yes_100", "db_yes_10"}
+SCENARIOS = {
+    "no",
+    "yes_100",
+    "yes_10",
+    "yes_unreachable",
+    "db_no",
+    "db_yes_100",
+    "db_yes_10",
+    "db_reference",
+}
 
 
 class _OkOnRoot(http.server.BaseHTTPRequestHandler):
@@ -93,6 +102,7 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
                 "yes_10_over_no": 0.75,
                 "db_yes_100_over_db_no": 0.75,
                 "db_yes_10_over_db_no": 0.9,
+                "db_no_over_reference": 0.6,
                 "unreachable_over_reachable": 0.95,
                 "unreachable_errors": 0,
                 "memory_growth_mb": 4.9,
@@ -106,6 +116,7 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
                 "yes_10_over_no": 0.74,
                 "db_yes_100_over_db_no": 0.74,
                 "db_yes_10_over_db_no": 0.89,
+                "db_no_over_reference": 0.59,
                 "unreachable_over_reachable": 0.94,
                 "unreachable_errors": 1,
                 "memory_growth_mb": 5.0,
@@ -116,6 +127,7 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
                 "yes-10% / no, requests/s",
                 "database: yes-100% / no, requests/s",
                 "database: yes-10% / no, requests/s",
+                "database: no / reference, requests/s",
                 "exporter down / reachable, requests/s",
                 "error responses while the exporter is down",
                 "memory growth, MB",
@@ -184,6 +196,11 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
         scenarios["db_yes_10"]["spans_per_request"] < scenarios["db_yes_100"]["spans_per_request"]
     )
     assert scenarios["db_no"]["vs_no"] == 1.0
+    # The database reference (bench checks it answers the same JSON) exports nothing; its
+    # "vs no" is against "database: no", and the target's figure is the inverse view.
+    assert scenarios["db_reference"]["spans_per_request"] is None
+    assert scenarios["db_reference"]["vs_no"] > 0
+    assert report["figures"]["db_no_over_reference"] > 0
     telemetry_costs = {"db_telemetry_cpu_us_per_request_100", "db_telemetry_cpu_us_per_request_10"}
     assert set(report["figures"]) == {key for _, key, _, _ in bench.TARGETS} | telemetry_costs
     assert [target["target"] for target in report["targets"]] == [t[0] for t in bench.TARGETS]
