@@ -22,6 +22,7 @@ FEATURES: dict[str, str] = {
     "include_observability": "yes",
     "database": "postgres",
     "kubernetes": "yes",
+    "worker": "taskiq",
 }
 
 # The one list of what only one answer keeps: every path here is rendered, and removed unless
@@ -62,6 +63,13 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
         "deploy/kubernetes/postgres",
         "deploy/kubernetes/values/cloudnative-pg.yaml",
     ),
+    ("worker", "taskiq"): (
+        "backend/app/jobs",
+        "backend/app/worker.py",
+        "backend/app/api/v1/item_imports.py",
+        "backend/app/api/v1/jobs.py",
+        "backend/tests/test_jobs.py",
+    ),
     ("log_collector", "promtail"): ("observability/promtail",),
     ("log_collector", "alloy"): ("observability/alloy",),
     ("kubernetes", "yes"): ("deploy",),
@@ -75,12 +83,16 @@ CHOSEN_FILES: dict[str, dict[tuple[str, str], str]] = {
         ("database", "postgres"): "backend/app/api/v1/items_postgres.py",
         ("database", "none"): "backend/app/api/v1/items_in_memory.py",
     },
+    "backend/app/jobs/items.py": {
+        ("database", "postgres"): "backend/app/jobs/items_postgres.py",
+        ("database", "none"): "backend/app/jobs/items_in_memory.py",
+    },
 }
 
 # The template keeps one uv lockfile per set of backend dependencies, named by the answers
 # that choose the set (`make lock` writes them); the hook places the one that fits and
 # never resolves one itself.
-LOCK_OPTIONS: tuple[str, ...] = ("database", "include_observability")
+LOCK_OPTIONS: tuple[str, ...] = ("database", "include_observability", "worker")
 LOCKFILES_DIR = "backend/locks"
 LOCKFILE = "backend/uv.lock"
 
@@ -90,6 +102,7 @@ ENV_FILE = ".env"
 GENERATED_PASSWORDS: dict[str, str] = {
     "include_observability": "GRAFANA_ADMIN_PASSWORD",
     "database": "POSTGRES_PASSWORD",
+    "worker": "REDIS_PASSWORD",
 }
 
 
@@ -127,6 +140,8 @@ def choose_files(project_dir: Path, answers: Mapping[str, object]) -> list[Path]
     modules kept."""
     kept = []
     for target, sources in CHOSEN_FILES.items():
+        if not (project_dir / target).parent.is_dir():
+            continue  # pruned with the feature it belongs to
         for (option, value), source in sources.items():
             if answers.get(option) == value:
                 kept.append((project_dir / source).replace(project_dir / target))

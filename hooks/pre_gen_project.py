@@ -24,10 +24,13 @@ EMPTY_NAME_SLUG = "_"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 PORT_RANGE = range(1024, 65536)
 PORT_VARIABLES = ("backend_port", "grafana_port")
+# The worker's own HTTP port (probes and metrics), fixed in its compose service and Makefile.
+WORKER_PORT = 8001
 REQUIRED_TEXT = ("project_name", "description", "author_name")
 CHOICES = {
     "python_version": ("3.11", "3.12", "3.13", "3.14"),
     "database": ("postgres", "none"),
+    "worker": ("none", "taskiq"),
     "include_observability": ("yes", "no"),
     "log_collector": ("alloy", "promtail"),
     "kubernetes": ("no", "yes"),
@@ -101,6 +104,14 @@ def check_ports(answers: Mapping[str, object]) -> list[str]:
                 ports["grafana_port"],
                 f"must differ from backend_port ({ports['backend_port']})",
             )
+        )
+    if answers.get("worker") == "taskiq":
+        problems.extend(
+            problem(
+                name, port, f"must differ from the worker's port ({WORKER_PORT}) with worker=taskiq"
+            )
+            for name, port in ports.items()
+            if port == WORKER_PORT
         )
     return problems
 

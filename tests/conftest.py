@@ -12,6 +12,7 @@ from typing import NoReturn
 import pytest
 
 from harness.postgres import MissingTool, PostgresServer
+from harness.redis import RedisServer
 from harness.rendering import (
     COMPOSE_BINARY,
     COOKIECUTTER_JSON,
@@ -140,18 +141,28 @@ DATABASE_AND_OBSERVABILITY = [
     for database in COOKIECUTTER_JSON["database"]
     for observability in COOKIECUTTER_JSON["include_observability"]
 ]
+# The worker with each database and with the stack on and off, in two renders: what the
+# worker adds depends on each option alone.
+WITH_WORKER = [
+    {"database": "postgres", "include_observability": "yes", "worker": "taskiq"},
+    {"database": "none", "include_observability": "no", "worker": "taskiq"},
+]
 
 
-@pytest.fixture(scope="session", params=DATABASE_AND_OBSERVABILITY, ids=combination_id)
+@pytest.fixture(
+    scope="session", params=[*DATABASE_AND_OBSERVABILITY, *WITH_WORKER], ids=combination_id
+)
 def combination(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
-    """Each combination of the database and observability options, read-only."""
+    """Each combination of the database and observability options, and the worker with each
+    database and each observability answer; read-only."""
     return render_once(**request.param)
 
 
 # Every rendering with different files outside the backend: each database/observability
-# combination, and the other log collector.
+# combination, the worker's, and the other log collector.
 RENDER_VARIANTS = [
     *DATABASE_AND_OBSERVABILITY,
+    *WITH_WORKER,
     {"include_observability": "yes", "log_collector": COOKIECUTTER_JSON["log_collector"][1]},
 ]
 
@@ -178,6 +189,18 @@ def postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server for the session (harness/postgres.py)."""
     try:
         server = PostgresServer()
+    except MissingTool as missing:
+        missing_tool(str(missing))
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    """A throwaway Redis server for the session (harness/redis.py)."""
+    try:
+        server = RedisServer()
     except MissingTool as missing:
         missing_tool(str(missing))
     server.start()

@@ -1,6 +1,6 @@
 """The rendered backend's layers point one way, and its parts are passed, not parked.
 
-The core (everything under backend/app but the factory and app/observability/) never imports
+The core (everything under backend/app but the factories and app/observability/) never imports
 the observability package: observability hooks into the core, through the request
 pipeline's observers, from the factory. Nothing is kept on `app.state`.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-FACTORY = Path("main.py")
+# The application's factory, and the worker's (worker=taskiq).
+FACTORIES = {Path("main.py"), Path("worker.py")}
 OBSERVABILITY = Path("observability")
 
 
@@ -30,7 +31,7 @@ def core_modules(project: Path) -> list[Path]:
     return [
         path
         for path in sorted(app_dir.rglob("*.py"))
-        if path.relative_to(app_dir) != FACTORY
+        if path.relative_to(app_dir) not in FACTORIES
         and OBSERVABILITY not in path.relative_to(app_dir).parents
     ]
 

@@ -34,6 +34,7 @@ VALID = {
     "backend_port": "8000",
     "grafana_port": "3000",
     "database": "postgres",
+    "worker": "none",
     "include_observability": "yes",
     "log_collector": "alloy",
     "kubernetes": "no",
@@ -67,6 +68,7 @@ def test_the_defaults_of_cookiecutter_json_are_valid() -> None:
         ("python_version", "3.11"),
         ("include_observability", "no"),
         ("database", "none"),
+        ("worker", "taskiq"),
         ("log_collector", "promtail"),
         ("kubernetes", "yes"),
     ],
@@ -104,6 +106,7 @@ INVALID = [
     ("python_version", "2.7", "python_version"),
     ("include_observability", "True", "include_observability"),
     ("database", "mysql", "database"),
+    ("worker", "celery", "worker"),
     ("log_collector", "fluentd", "log_collector"),
     ("kubernetes", "helm", "kubernetes"),
 ]
@@ -122,6 +125,12 @@ def test_each_rule_rejects_a_bad_answer_with_one_line_naming_it(
     shown = value if named == variable else VALID[named]
     assert problems[0].startswith(f"{named}={shown!r} is not allowed: "), problems
     assert "\n" not in problems[0]
+
+
+def test_the_workers_port_is_taken_only_with_the_worker() -> None:
+    assert pre_gen.validate({**VALID, "backend_port": "8001"}) == []
+    (line,) = pre_gen.validate({**VALID, "backend_port": "8001", "worker": "taskiq"})
+    assert line.startswith("backend_port='8001' is not allowed: must differ from the worker's port")
 
 
 def test_a_helm_release_name_bounds_the_slug_with_kubernetes() -> None:
@@ -155,8 +164,9 @@ DEFAULT_ANSWERS = {
 }
 
 
-def test_the_defaults_prune_only_the_other_log_collector_and_kubernetes() -> None:
+def test_the_defaults_prune_only_the_worker_the_other_log_collector_and_kubernetes() -> None:
     assert post_gen.paths_to_prune({**VALID, **DEFAULT_ANSWERS}) == [
+        *post_gen.KEPT_ONLY_WHEN[("worker", "taskiq")],
         *post_gen.KEPT_ONLY_WHEN[("log_collector", "promtail")],
         *post_gen.KEPT_ONLY_WHEN[("kubernetes", "yes")],
     ]
@@ -176,14 +186,20 @@ def test_database_none_prunes_its_declared_paths() -> None:
 
 def test_each_log_collector_prunes_the_other() -> None:
     for chosen, other in (("promtail", "alloy"), ("alloy", "promtail")):
-        answers = {**DEFAULT_ANSWERS, "log_collector": chosen, "kubernetes": "yes"}
+        answers = {
+            **DEFAULT_ANSWERS,
+            "log_collector": chosen,
+            "kubernetes": "yes",
+            "worker": "taskiq",
+        }
         assert post_gen.paths_to_prune(answers) == list(
             post_gen.KEPT_ONLY_WHEN[("log_collector", other)]
         )
 
 
-# The defaults switch every feature on but Kubernetes, which a project chooses when it needs it.
-FEATURES_OFF_BY_DEFAULT = {"kubernetes"}
+# The defaults switch every feature on but Kubernetes and background jobs, which a project
+# chooses when it needs them.
+FEATURES_OFF_BY_DEFAULT = {"kubernetes", "worker"}
 
 
 def test_every_pruning_answer_is_a_value_of_its_choice() -> None:
@@ -319,11 +335,20 @@ def test_choose_files_keeps_the_answers_module_under_its_name(tmp_path: Path) ->
     assert (tmp_path / "app/items.py").read_text() == "in memory"
 
 
+def test_choose_files_leaves_alone_a_module_pruned_with_its_feature(tmp_path: Path) -> None:
+    table = {
+        "jobs/items.py": {("database", "postgres"): "jobs/a.py", ("database", "none"): "jobs/b.py"}
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(post_gen, "CHOSEN_FILES", table)
+        assert post_gen.choose_files(tmp_path, {"database": "none"}) == []
+
+
 @pytest.mark.parametrize("database", COOKIECUTTER_JSON["database"])
 def test_each_database_answer_renders_its_items_module_under_one_name(
     render_once: Callable[..., Path], database: str
 ) -> None:
-    project = render_once(database=database)
+    project = render_once(database=database, worker="taskiq")
     for target, sources in post_gen.CHOSEN_FILES.items():
         assert (project / target).is_file(), target
         assert not any((project / source).exists() for source in sources.values())

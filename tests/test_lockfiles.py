@@ -19,6 +19,7 @@ from conftest import (
     DATABASE_AND_OBSERVABILITY,
     TEMPLATE_DIR,
     UV,
+    WITH_WORKER,
     combination_id,
 )
 from test_hooks import VALID, post_gen
@@ -37,15 +38,20 @@ def test_the_template_keeps_one_lockfile_per_dependency_set_and_no_other() -> No
 
 
 def test_lockfile_names_follow_the_answers_that_choose_the_set() -> None:
-    answers = {**VALID, "database": "none", "include_observability": "no"}
-    assert post_gen.lockfile_name(answers) == "database-none_include_observability-no.lock"
+    answers = {**VALID, "database": "none", "include_observability": "no", "worker": "taskiq"}
+    assert (
+        post_gen.lockfile_name(answers)
+        == "database-none_include_observability-no_worker-taskiq.lock"
+    )
 
 
 def test_place_lockfile_moves_the_chosen_one_and_drops_the_rest(tmp_path: Path) -> None:
     locks = tmp_path / post_gen.LOCKFILES_DIR
     locks.mkdir(parents=True)
     for value in ("yes", "no"):
-        (locks / f"database-postgres_include_observability-{value}.lock").write_text(value)
+        (locks / f"database-postgres_include_observability-{value}_worker-none.lock").write_text(
+            value
+        )
     placed = post_gen.place_lockfile(tmp_path, {**VALID, "include_observability": "no"})
     assert placed == tmp_path / "backend/uv.lock"
     assert placed.read_text() == "no"
@@ -119,11 +125,7 @@ def dockerfile_sync_command(dockerfile: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "answers",
-    DATABASE_AND_OBSERVABILITY,
-    ids=[combination_id(a) for a in DATABASE_AND_OBSERVABILITY],
-)
+@pytest.mark.parametrize("answers", [*DATABASE_AND_OBSERVABILITY, *WITH_WORKER], ids=combination_id)
 def test_the_images_uv_sync_installs_from_the_lock_alone(
     render_once: Callable[..., Path], answers: dict[str, str], tmp_path: Path
 ) -> None:
@@ -156,3 +158,4 @@ def test_the_images_uv_sync_installs_from_the_lock_alone(
     assert not installed & {"pytest", "mypy", "ruff"}, "dev tools in the image"
     assert ("sqlalchemy" in installed) is (answers["database"] == "postgres")
     assert ("opentelemetry_sdk" in installed) is (answers["include_observability"] == "yes")
+    assert ("taskiq" in installed) is (answers.get("worker") == "taskiq")

@@ -264,6 +264,41 @@ def test_nothing_of_a_database_with_database_none(
     assert answers["database"] == "none"
 
 
+# What the worker leaves in a project: its queue's server, library, settings and modules.
+WORKER_WORDS = re.compile(
+    r"(?i:taskiq|redis|valkey)|JOB_[A-Z]|WORKER_[A-Z]|app[./]worker|app[./]jobs|api/v1/jobs"
+)
+
+
+@pytest.mark.parametrize("kubernetes", COOKIECUTTER_JSON["kubernetes"])
+@pytest.mark.parametrize("database", COOKIECUTTER_JSON["database"])
+@pytest.mark.parametrize("observability", COOKIECUTTER_JSON["include_observability"])
+def test_nothing_of_the_worker_with_worker_none(
+    render_once: Render, database: str, observability: str, kubernetes: str
+) -> None:
+    project = render_once(
+        database=database, include_observability=observability, kubernetes=kubernetes
+    )
+    answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
+    assert answers["worker"] == "none"
+    mentions = [
+        f"{path.relative_to(project)}: {match.group(0)}"
+        for path, text in text_files(project)
+        if path.name != ANSWERS_FILE
+        for match in WORKER_WORDS.finditer(f"{path.relative_to(project)}\n{text}")
+    ]
+    assert not mentions
+
+
+def test_the_worker_words_are_found_where_they_belong(render_once: Render) -> None:
+    # Guards the scan above against a pattern that can never match.
+    project = render_once(worker="taskiq")
+    files = "".join(text for _, text in text_files(project))
+    for word in ("taskiq", "redis", "valkey", "JOB_ATTEMPTS", "WORKER_CONCURRENCY", "app.worker"):
+        assert WORKER_WORDS.search(word), word
+        assert word in files, word
+
+
 def test_generated_passwords_stay_in_env_and_out_of_the_answers(combination: Path) -> None:
     env = (combination / ".env").read_text()
     passwords = re.findall(r"^\w+_PASSWORD=(\S+)$", env, re.M)
@@ -317,6 +352,12 @@ DATABASE_VARIABLES = [
     "DATABASE_CONNECT_TIMEOUT",
     "DATABASE_STATEMENT_TIMEOUT",
 ]
+JOB_VARIABLES = [
+    "JOB_ATTEMPTS",
+    "JOB_RETRY_BACKOFF_SECONDS",
+    "JOB_TIMEOUT_SECONDS",
+    "JOB_RESULT_TTL_SECONDS",
+]
 STACK_VARIABLES = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_TRACES_SAMPLER",
@@ -333,20 +374,36 @@ def test_env_example_and_readme_document_every_variable(combination: Path) -> No
     answers = json.loads((project / ANSWERS_FILE).read_text())["cookiecutter"]
     stack_on = answers["include_observability"] == "yes"
     database_on = answers["database"] == "postgres"
+    worker_on = answers["worker"] == "taskiq"
     database_variables = [
         *DATABASE_VARIABLES,
         *(["DATABASE_SLOW_STATEMENT_SECONDS"] if stack_on else []),
     ]
+    worker_variables = [
+        "REDIS_PASSWORD",
+        "REDIS_TIMEOUT",
+        *JOB_VARIABLES,
+        "WORKER_CONCURRENCY",
+        "WORKER_SHUTDOWN_SECONDS",
+    ]
     expected = [
         *CONTRACT_VARIABLES,
         *(database_variables if database_on else []),
+        *(worker_variables if worker_on else []),
         *(STACK_VARIABLES if stack_on else []),
     ]
     assert env_keys((project / ".env.example").read_text()) == expected
-    # compose sets POSTGRES_HOST and OTEL_SERVICE_NAME itself, so only the README documents them
+    # compose sets POSTGRES_HOST, REDIS_HOST and OTEL_SERVICE_NAME itself, and the rest keep
+    # their defaults: only the README documents them
+    readme_worker_rows = [
+        *("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TIMEOUT", "JOB_QUEUE"),
+        *JOB_VARIABLES,
+        *("WORKER_CONCURRENCY", "WORKER_NAME", "WORKER_SHUTDOWN_SECONDS"),
+    ]
     readme_rows = [
         *CONTRACT_VARIABLES,
         *(["POSTGRES_HOST", "POSTGRES_PORT", *database_variables] if database_on else []),
+        *(readme_worker_rows if worker_on else []),
         *(["OTEL_SERVICE_NAME", *STACK_VARIABLES] if stack_on else []),
     ]
     readme = (project / "README.md").read_text()
@@ -364,6 +421,7 @@ def test_env_file_is_written_with_a_password_per_feature_and_git_ignored(
     assert ".env" in (combination / ".gitignore").read_text().splitlines()
     generated = {"GRAFANA_ADMIN_PASSWORD": answers["include_observability"] == "yes"}
     generated["POSTGRES_PASSWORD"] = answers["database"] == "postgres"
+    generated["REDIS_PASSWORD"] = answers["worker"] == "taskiq"
     for variable, feature_on in generated.items():
         assert (f"{variable}=\n" in example) is feature_on
         assert bool(re.search(rf"^{variable}=\S{{24,}}$", env, re.M)) is feature_on
@@ -385,6 +443,7 @@ BASE_TARGETS = [
     "logs",
 ]
 DATABASE_TARGETS = ["db", "migrate", "migration-check", "revision"]
+WORKER_TARGETS = ["worker", "redis"]
 STACK_TARGETS = ["grafana", "stack-logs", "stack-reset", "stack-check"]
 
 
@@ -392,10 +451,12 @@ def test_makefile_help_lists_the_targets_of_the_variant(combination: Path) -> No
     project = combination
     stack_on = (project / "observability").is_dir()
     database_on = (project / "backend/app/db").is_dir()
+    worker_on = (project / "backend/app/jobs").is_dir()
     after_test = BASE_TARGETS.index("test") + 1
     expected = [
         *BASE_TARGETS[:after_test],
         *(DATABASE_TARGETS if database_on else []),
+        *(WORKER_TARGETS if worker_on else []),
         *BASE_TARGETS[after_test:],
         *(STACK_TARGETS if stack_on else []),
     ]

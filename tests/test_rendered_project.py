@@ -18,6 +18,7 @@ from conftest import (
     COOKIECUTTER_JSON,
     DATABASE_AND_OBSERVABILITY,
     UV,
+    WITH_WORKER,
     combination_id,
     require_tool,
 )
@@ -63,7 +64,9 @@ def run_make(
     )
 
 
-@pytest.fixture(scope="module", params=DATABASE_AND_OBSERVABILITY, ids=combination_id)
+@pytest.fixture(
+    scope="module", params=[*DATABASE_AND_OBSERVABILITY, *WITH_WORKER], ids=combination_id
+)
 def installed_project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
     """A rendered combination (python_version of this machine) after `make install`.
 
@@ -74,21 +77,24 @@ def installed_project(request: pytest.FixtureRequest, render_once: Callable[...,
         **request.param,
         python_version=PYTHON_VERSION,
         kubernetes="yes",
-        project_name=f"Installed {combination_id(request.param)}",
+        project_name=f"Installed {' '.join(request.param.values())}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)
     return project
 
 
 def database_environment(project: Path, request: pytest.FixtureRequest) -> dict[str, str]:
-    """The throwaway server's settings for a postgres project, nothing for the others."""
-    if not (project / "backend/app/db").is_dir():
-        return {}
-    server = request.getfixturevalue("postgres")
-    return use_database(project, server.environment)
+    """The throwaway servers' settings the project needs: PostgreSQL's with postgres, Redis's
+    with the worker, nothing for the others."""
+    environment: dict[str, str] = {}
+    if (project / "backend/app/db").is_dir():
+        environment |= request.getfixturevalue("postgres").environment
+    if (project / "backend/app/jobs").is_dir():
+        environment |= request.getfixturevalue("redis").environment
+    return use_servers(project, environment) if environment else {}
 
 
-def use_database(project: Path, environment: dict[str, str]) -> dict[str, str]:
+def use_servers(project: Path, environment: dict[str, str]) -> dict[str, str]:
     """`environment`, also written over the same variables of the project's .env.
 
     The project's tasks read .env, whose values win over the environment's: a developer
@@ -132,7 +138,7 @@ def installed_postgres_project(
         **request.param,
         python_version=PYTHON_VERSION,
         kubernetes="yes",
-        project_name=f"Installed {combination_id(request.param)}",
+        project_name=f"Installed {' '.join(request.param.values())}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)
     return project
@@ -211,7 +217,7 @@ def test_make_migration_check_passes_and_catches_a_migration_that_does_not_rever
                 project,
                 "migration-check",
                 timeout=CHECK_TIMEOUT,
-                environment=use_database(project, {**server.environment, "POSTGRES_DB": database}),
+                environment=use_servers(project, {**server.environment, "POSTGRES_DB": database}),
             )
         finally:
             migration.write_text(reversible)

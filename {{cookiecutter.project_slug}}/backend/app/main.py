@@ -1,5 +1,6 @@
 {%- set yes = cookiecutter.include_observability == "yes" -%}
 {%- set postgres = cookiecutter.database == "postgres" -%}
+{%- set worker = cookiecutter.worker == "taskiq" -%}
 """The application factory: every part of the service is made and wired together here, and
 only here. Tests hand in their own parts."""
 
@@ -18,6 +19,12 @@ from app.api.v1.items import ItemStore, item_store_state
 {%- endif %}
 from app.errors import add_validation_error_logging
 from app.http_client import create_http_client, http_client_state
+{%- if worker %}
+from app.jobs.broker import JobBroker, create_broker
+from app.jobs.errors import add_job_queue_error_handlers
+from app.jobs.queue import JobQueue, job_queue_state
+from app.jobs.request_ids import RequestIdLabels
+{%- endif %}
 from app.logging import configure_logging
 {%- if yes %}
 from app.observability import (
@@ -39,6 +46,9 @@ def create_app(
 {%- if postgres %}
     database: Database | None = None,
 {%- endif %}
+{%- if worker %}
+    broker: JobBroker | None = None,
+{%- endif %}
 {%- if yes %}
     telemetry: Telemetry | None = None,
 {%- endif %}
@@ -56,6 +66,13 @@ def create_app(
     readiness.register("database", database.ping)
 {%- else %}
     item_store = ItemStore()
+{%- endif %}
+{%- if worker %}
+    # The API only sends jobs: it connects on the first one, and serves while Redis is down
+    # (only sending a job, or reading one, is a 503 then).
+    broker = broker or create_broker(settings)
+    broker.add_middlewares(RequestIdLabels())
+    job_queue = JobQueue(broker)
 {%- endif %}
 
     @asynccontextmanager
@@ -78,7 +95,13 @@ def create_app(
 {%- else %}
                 **item_store_state(item_store),
 {%- endif %}
+{%- if worker %}
+                **job_queue_state(job_queue),
+{%- endif %}
             }
+{%- if worker %}
+        await broker.shutdown()
+{%- endif %}
 {%- if postgres %}
         await database.dispose()
 {%- endif %}
@@ -96,6 +119,9 @@ def create_app(
     )
 {%- if postgres %}
     add_database_error_handlers(app)
+{%- endif %}
+{%- if worker %}
+    add_job_queue_error_handlers(app)
 {%- endif %}
     add_validation_error_logging(app)
     app.include_router(health.router)

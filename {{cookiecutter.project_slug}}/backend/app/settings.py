@@ -1,11 +1,20 @@
+{%- set uses_field = cookiecutter.include_observability == "yes" or cookiecutter.database == "postgres" or cookiecutter.worker == "taskiq" -%}
+{%- set uses_secret = cookiecutter.database == "postgres" or cookiecutter.worker == "taskiq" -%}
 """Service settings, read from the environment (names are case-insensitive)."""
 
+{% if cookiecutter.worker == "taskiq" -%}
+import socket
+{% endif -%}
 from typing import Literal
 
-from pydantic import {% if cookiecutter.include_observability == "yes" %}AliasChoices, {% endif %}{% if cookiecutter.include_observability == "yes" or cookiecutter.database == "postgres" %}Field, {% endif %}{% if cookiecutter.database == "postgres" %}SecretStr, {% endif %}field_validator
+from pydantic import {% if cookiecutter.include_observability == "yes" %}AliasChoices, {% endif %}{% if uses_field %}Field, {% endif %}{% if uses_secret %}SecretStr, {% endif %}field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+{%- if cookiecutter.worker == "taskiq" %}
+# Added to the longest an attempt can hold its message, for clocks and slow networks.
+REDELIVERY_MARGIN_SECONDS = 30.0
+{%- endif %}
 
 
 class Settings(BaseSettings):
@@ -53,6 +62,31 @@ class Settings(BaseSettings):
     database_slow_statement_seconds: float = Field(default=0.5, gt=0)
 {%- endif %}
 {%- endif %}
+{%- if cookiecutter.worker == "taskiq" %}
+
+    # Redis (the job queue and its results): where it is, its password, and the seconds to
+    # connect or to get an answer before an enqueue gets a 503.
+    redis_host: str = "localhost"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_password: SecretStr = SecretStr("")
+    redis_db: int = Field(default=0, ge=0, le=15)
+    redis_timeout: float = Field(default=2.0, gt=0)
+    # The stream the jobs wait in; its consumer group has the same name.
+    job_queue: str = Field(default="jobs", min_length=1)
+    # A job's attempts in all, and the pause after the first failed one (doubled after each).
+    job_attempts: int = Field(default=3, ge=1, le=20)
+    job_retry_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    # The most an attempt may run before it fails as timed out (and is retried).
+    job_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a job's state and result are kept once it is queued.
+    job_result_ttl_seconds: int = Field(default=86400, ge=60)
+    # The worker: the jobs it runs at once, its name in the consumer group (a restarted
+    # worker takes back what its predecessor of the same name left running), and how long
+    # a stop (SIGTERM) waits for running jobs before it hands them back.
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    worker_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    worker_shutdown_seconds: float = Field(default=20.0, ge=0)
+{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
     # Unset or empty: spans are still created (trace ids in logs and exemplars) but never exported.
     otel_exporter_otlp_endpoint: str | None = None
@@ -65,6 +99,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+{%- if cookiecutter.worker == "taskiq" %}
+
+    @property
+    def job_redelivery_seconds(self) -> float:
+        """How long a job may stay unacknowledged before another worker takes it: longer
+        than an attempt and its pause before the next can last, so a job still running is
+        never taken twice."""
+        longest_pause = self.job_retry_backoff_seconds * (1 << max(self.job_attempts - 2, 0))
+        return self.job_timeout_seconds + longest_pause + REDELIVERY_MARGIN_SECONDS
+{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
 
     @field_validator("otel_exporter_otlp_endpoint", "otel_traces_sampler")

@@ -1,5 +1,6 @@
 {%- set postgres = cookiecutter.database == "postgres" -%}
-{% if postgres -%}
+{%- set worker = cookiecutter.worker == "taskiq" -%}
+{% if postgres or worker -%}
 import asyncio
 {% endif -%}
 import contextlib
@@ -13,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 {%- endif %}
 from typing import Any
+{%- if worker %}
+from uuid import uuid4
+{%- endif %}
 
 import pytest
 {%- if postgres %}
@@ -24,6 +28,9 @@ from fastapi.testclient import TestClient
 {%- if cookiecutter.include_observability == "yes" %}
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+{%- endif %}
+{%- if worker %}
+from redis.asyncio import Redis
 {%- endif %}
 {%- if postgres %}
 from sqlalchemy import text
@@ -40,6 +47,9 @@ from app.main import create_app
 from app.observability import Telemetry, create_telemetry
 {% endif -%}
 from app.settings import Settings
+{%- if postgres or worker %}
+from tests.test_server import free_port
+{%- endif %}
 
 LogLines = Callable[[], list[dict[str, Any]]]
 {%- if postgres %}
@@ -97,10 +107,44 @@ def empty_database(test_database: str) -> None:
 SERVICE_CHECKS: dict[str, str] = {}
 {%- endif %}
 
+{%- if worker %}
+
+
+async def _ping_redis(settings: Settings) -> None:
+    redis = Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        password=settings.redis_password.get_secret_value() or None,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    async with redis:
+        await redis.ping()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> None:
+    """The Redis of REDIS_*, answering; the tests' streams and keys are their own."""
+    settings = Settings()
+    try:
+        asyncio.run(_ping_redis(settings))
+    except Exception as error:
+        pytest.fail(
+            f"no Redis answers at {settings.redis_host}:{settings.redis_port} "
+            f"({type(error).__name__}): `make test` starts the compose redis (needs Docker); "
+            "or set REDIS_HOST, REDIS_PORT and REDIS_PASSWORD for a server of yours",
+            pytrace=False,
+        )
+{%- endif %}
+
 
 @pytest.fixture
-{%- if postgres %}
+{%- if postgres and worker %}
+def settings(empty_database: None, redis_server: None) -> Settings:
+{%- elif postgres %}
 def settings(empty_database: None) -> Settings:
+{%- elif worker %}
+def settings(redis_server: None) -> Settings:
 {%- else %}
 def settings() -> Settings:
 {%- endif %}
@@ -112,7 +156,22 @@ def settings() -> Settings:
 {%- if cookiecutter.include_observability == "yes" %}
         otel_exporter_otlp_endpoint=None,
 {%- endif %}
+{%- if worker %}
+        # A queue of each test's own, and retries without a pause.
+        job_queue=f"test-{uuid4().hex}",
+        job_retry_backoff_seconds=0,
+        worker_name="test-worker",
+{%- endif %}
     )
+
+{%- if postgres or worker %}
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on: connections to it are refused at once."""
+    return free_port()
+{%- endif %}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx2
-import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
@@ -22,7 +21,6 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import BACKEND_DIR, capture_json_logs
 from tests.test_items import post
-from tests.test_server import free_port
 
 
 def test_the_migrations_create_exactly_the_models(test_database: str) -> None:
@@ -76,12 +74,6 @@ def unreachable(settings: Settings, unused_port: int) -> Settings:
     return settings.model_copy(
         update={"postgres_port": unused_port, "postgres_password": SecretStr("s3cr3t")}
     )
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A port nothing listens on: connections to it are refused at once."""
-    return free_port()
 
 
 def test_without_a_database_the_service_lives_but_is_not_ready(
