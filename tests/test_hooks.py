@@ -292,10 +292,10 @@ def test_prune_list_matches_the_rendered_trees(
     render_once: Callable[..., Path], option: str, value: str
 ) -> None:
     """For each answer, its render against the render of each other value of its option (the
-    other options at their defaults, but for kubernetes=yes, whose files the other options
-    prune too): exactly the paths listed under it are what only it has."""
+    other features all on, since each prunes files of the others too): exactly the paths
+    listed under it are what only it has."""
     declared = post_gen.KEPT_ONLY_WHEN.get((option, value), ())
-    base = {} if option == "kubernetes" else {"kubernetes": "yes"}
+    base = {feature: on for feature, on in post_gen.FEATURES.items() if feature != option}
     chosen = render_once(**base, **{option: value})
     for other_value in (other for other in COOKIECUTTER_JSON[option] if other != value):
         other = render_once(**base, **{option: other_value})

@@ -32,6 +32,9 @@ from app.observability import (
     Telemetry,
     create_telemetry,
     instrument,
+{%- if worker %}
+    observe_sends,
+{%- endif %}
     refreshing_readiness,
 )
 {%- endif %}
@@ -72,7 +75,7 @@ def create_app(
     # (only sending a job, or reading one, is a 503 then).
     broker = broker or create_broker(settings)
     broker.add_middlewares(RequestIdLabels())
-    job_queue = JobQueue(broker)
+    job_queue = JobQueue(broker{% if yes %}, observer=observe_sends(telemetry, settings){% endif %})
 {%- endif %}
 
     @asynccontextmanager

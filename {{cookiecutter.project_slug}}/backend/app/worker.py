@@ -29,7 +29,14 @@ from app.jobs.lifecycle import JobLifecycle
 from app.jobs.request_ids import RequestIdLabels
 from app.logging import WORKER_SOURCE, configure_logging
 {%- if yes %}
-from app.observability import Telemetry, create_telemetry
+from app.observability import (
+    Telemetry,
+    create_telemetry,
+    instrument_worker,
+    observe_attempts,
+    refreshing_queue_gauges,
+    refreshing_readiness,
+)
 {%- endif %}
 from app.settings import Settings
 
@@ -53,9 +60,19 @@ def create_worker(
     telemetry = telemetry or create_telemetry(settings)
 {%- endif %}
     broker = broker or create_broker(settings, consumer_name=settings.worker_name)
+{%- if yes %}
+    # The attempt's telemetry after the lifecycle: it sees a failure before the pause that
+    # precedes a retry (taskiq runs the error hooks last added first).
+    broker.add_middlewares(
+        RequestIdLabels(),
+        JobLifecycle(broker, settings, outcomes=telemetry.job_metrics),
+        observe_attempts(telemetry, settings),
+    )
+{%- else %}
     broker.add_middlewares(RequestIdLabels(), JobLifecycle(broker, settings))
+{%- endif %}
 {%- if postgres %}
-    database = database or Database(settings)
+    database = database or Database(settings{% if yes %}, checkout_waits=telemetry.database_metrics{% endif %})
     register_item_jobs(broker, database)
 {%- else %}
     register_item_jobs(broker, ItemStore())
@@ -69,8 +86,17 @@ def create_worker(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
+{%- if yes %}
+        async with (
+            consumer.running(),
+            refreshing_readiness(readiness, telemetry.readiness_gauges),
+            refreshing_queue_gauges(broker, queue_gauges),
+        ):
+            yield health.health_state(readiness)
+{%- else %}
         async with consumer.running():
             yield health.health_state(readiness)
+{%- endif %}
 {%- if postgres %}
         await database.dispose()
 {%- endif %}
@@ -83,6 +109,9 @@ def create_worker(
         openapi_url=None,
     )
     app.include_router(health.router)
+{%- if yes %}
+    queue_gauges = instrument_worker(app, telemetry, broker{% if postgres %}, settings, database{% endif %})
+{%- endif %}
     return app
 
 

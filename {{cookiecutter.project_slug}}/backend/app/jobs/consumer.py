@@ -45,14 +45,14 @@ class Consumer:
         finally:
             stop.set()
             heartbeat.cancel()
-            # Bounded: a read of the stream in flight ends within its block time.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.shield(consuming), self._shutdown_seconds + STOP_MARGIN_SECONDS
-                )
+            # Every wait is bounded, so a stop never hangs: a read of the stream in flight
+            # ends within its block time, running jobs within WORKER_SHUTDOWN_SECONDS.
+            await asyncio.wait([consuming], timeout=self._shutdown_seconds + STOP_MARGIN_SECONDS)
             consuming.cancel()
-            await asyncio.gather(consuming, heartbeat, return_exceptions=True)
-            await self._broker.shutdown()
+            await asyncio.wait([consuming, heartbeat], timeout=STOP_MARGIN_SECONDS)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_MARGIN_SECONDS):
+                    await self._broker.shutdown()
 
     async def ping(self) -> bool:
         """The readiness check: Redis answers."""

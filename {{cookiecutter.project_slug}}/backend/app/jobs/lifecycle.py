@@ -35,9 +35,9 @@ class JobFailed(Exception):
 class AttemptOutcomes(Protocol):
     """Told what follows each failed attempt (the metrics of `app.observability`)."""
 
-    def retried(self, message: TaskiqMessage) -> None: ...
+    def attempt_retried(self, message: TaskiqMessage) -> None: ...
 
-    def dead_lettered(self, message: TaskiqMessage) -> None: ...
+    def job_dead_lettered(self, message: TaskiqMessage) -> None: ...
 
 
 def attempt_of(message: TaskiqMessage) -> int:
@@ -78,7 +78,7 @@ class JobLifecycle(TaskiqMiddleware):
             )
             await self._broker.dead_letter(message, error_type)
             if self._outcomes is not None:
-                self._outcomes.dead_lettered(message)
+                self._outcomes.job_dead_lettered(message)
             return
         pause = self._backoff_seconds * (1 << (attempt - 1))
         logger.warning(
@@ -95,6 +95,6 @@ class JobLifecycle(TaskiqMiddleware):
         )
         await kicker.with_task_id(message.task_id).kiq(*message.args, **message.kwargs)
         if self._outcomes is not None:
-            self._outcomes.retried(message)
+            self._outcomes.attempt_retried(message)
         # Not a result: the job goes on, so none is saved.
         result.error = NoResultError()

@@ -1,7 +1,8 @@
 """What the API sends jobs and reads their state through."""
 
+import contextlib
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, JsonValue
@@ -12,6 +13,15 @@ from taskiq.kicker import AsyncKicker
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from app.jobs.states import JobState, record_state
+
+
+class SendObserver(Protocol):
+    """Told of every job sent, around the send (the telemetry of `app.observability`): it may
+    add labels, which go with the job to the worker."""
+
+    def sending(
+        self, job_name: str, job_id: str, labels: dict[str, Any]
+    ) -> contextlib.AbstractContextManager[None]: ...
 
 
 class QueueUnavailable(Exception):
@@ -30,17 +40,25 @@ class Job(BaseModel):
 
 
 class JobQueue:
-    def __init__(self, broker: AsyncBroker) -> None:
+    def __init__(self, broker: AsyncBroker, observer: SendObserver | None = None) -> None:
         self._broker = broker
+        self._observer = observer
 
     async def send(self, task_name: str, **arguments: Any) -> str:
         """The new job's id, once the job is in the queue."""
         job_id = uuid.uuid4().hex
-        kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name, self._broker, labels={})
+        labels: dict[str, Any] = {}
+        observed = (
+            self._observer.sending(task_name, job_id, labels)
+            if self._observer is not None
+            else contextlib.nullcontext()
+        )
         try:
-            # Queued before it is sent: a worker fast enough to start it first is not undone.
-            await record_state(self._broker.result_backend, job_id, JobState.QUEUED, attempt=1)
-            await kicker.with_task_id(job_id).kiq(**arguments)
+            with observed:
+                # Queued before it is sent: a worker fast enough to start it is not undone.
+                await record_state(self._broker.result_backend, job_id, JobState.QUEUED, 1)
+                kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name, self._broker, labels)
+                await kicker.with_task_id(job_id).kiq(**arguments)
         except (RedisError, SendTaskError) as error:
             raise QueueUnavailable from error
         return job_id
