@@ -20,6 +20,9 @@ DASHBOARDS_DIR = Path("observability/grafana/dashboards")
 # `database`); the dashboard tests, static and live, run on each.
 DASHBOARD_UIDS = ["backend-service", "database", "slo", "log-explorer", "trace-explorer"]
 DASHBOARDS = [DASHBOARDS_DIR / f"{uid}.json" for uid in DASHBOARD_UIDS]
+# worker=taskiq adds the Worker dashboard; its live proof runs with a worker
+# (tests/live/test_worker_live.py).
+WORKER_DASHBOARD = DASHBOARDS_DIR / "worker.json"
 # Grafana's built-in variables, as a short time range would set them.
 BUILTIN_VALUES = {
     "__rate_interval": "1m",

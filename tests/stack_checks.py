@@ -229,6 +229,15 @@ def alloy_wiring_problems(blocks: list[Block]) -> list[str]:
     return problems
 
 
+def json_selector(compose_file: dict[str, Any]) -> str:
+    """The stream selector of the lines to parse as JSON: the services that run the
+    backend's code (the worker's too, worker=taskiq)."""
+    services = [name for name in ("backend", "worker") if name in compose_file["services"]]
+    if services == ["backend"]:
+        return '{service="backend"}'
+    return '{service=~"' + "|".join(services) + '"}'
+
+
 def collector_problems(project: Path) -> list[str]:
     """Where the collector disagrees with compose, Loki, Prometheus and docs/contract.md."""
     compose_file = load(project / "compose.yml")
@@ -243,7 +252,7 @@ def collector_problems(project: Path) -> list[str]:
             ("service", "__meta_docker_container_label_com_docker_compose_service", None),
             ("container", "__meta_docker_container_name", "/(.*)"),
         ),
-        "json_selector": '{service="backend"}',
+        "json_selector": json_selector(compose_file),
         "json_fields": tuple(sorted((name, name) for name in {"timestamp", "level"} | metadata)),
         "timestamp": ("timestamp", "RFC3339Nano"),
         "labels": frozenset(loki_labels() - {"service", "container"}),

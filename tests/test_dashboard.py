@@ -23,6 +23,7 @@ from dashboard_queries import (
     DASHBOARD_UIDS,
     DASHBOARDS,
     DASHBOARDS_DIR,
+    WORKER_DASHBOARD,
     Query,
     dashboard_queries,
     panels,
@@ -151,10 +152,13 @@ def queries(project_yes: Path) -> list[Query]:
     return dashboard_queries(project_yes / DASHBOARD)
 
 
-@pytest.fixture(scope="session", params=DASHBOARDS, ids=lambda path: path.stem)
-def any_dashboard_path(request: pytest.FixtureRequest, project_yes: Path) -> Path:
+@pytest.fixture(scope="session", params=[*DASHBOARDS, WORKER_DASHBOARD], ids=lambda path: path.stem)
+def any_dashboard_path(
+    request: pytest.FixtureRequest, project_yes: Path, project_with_worker: Path
+) -> Path:
     """Each provisioned dashboard in turn, for the checks every dashboard must pass."""
-    path: Path = project_yes / request.param
+    project = project_with_worker if request.param == WORKER_DASHBOARD else project_yes
+    path: Path = project / request.param
     return path
 
 
@@ -184,15 +188,17 @@ def schema() -> dict[str, Any]:
 # --- the dashboard as a file ------------------------------------------------------------
 
 
-def test_dashboard_is_copied_verbatim(project_yes: Path, any_dashboard_path: Path) -> None:
-    relative = any_dashboard_path.relative_to(project_yes)
-    template_file = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / relative
+def test_dashboard_is_copied_verbatim(any_dashboard_path: Path) -> None:
+    template_file = (
+        TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / DASHBOARDS_DIR / any_dashboard_path.name
+    )
     assert any_dashboard_path.read_bytes() == template_file.read_bytes()
 
 
-def test_every_dashboard_file_is_one_of_the_checked_ones(project_yes: Path) -> None:
-    folder = project_yes / DASHBOARD.parent
-    assert sorted(folder.glob("*.json")) == sorted(project_yes / path for path in DASHBOARDS)
+def test_every_dashboard_file_is_one_of_the_checked_ones(project_with_worker: Path) -> None:
+    folder = project_with_worker / DASHBOARD.parent
+    checked = [*DASHBOARDS, WORKER_DASHBOARD]
+    assert sorted(folder.glob("*.json")) == sorted(project_with_worker / path for path in checked)
 
 
 def contract_dashboards() -> dict[str, str]:
@@ -205,6 +211,7 @@ def contract_dashboards() -> dict[str, str]:
 def test_dashboards_have_the_contract_uids_and_titles(project_yes: Path) -> None:
     titles = contract_dashboards()
     assert set(titles) | {"database"} == set(DASHBOARD_UIDS)
+    assert "worker" not in titles  # linked from none: a worker=none render has no such page
     for uid, title in titles.items():
         dashboard = json.loads((project_yes / DASHBOARDS_DIR / f"{uid}.json").read_text())
         assert (dashboard["uid"], dashboard["title"]) == (uid, title)
@@ -217,6 +224,26 @@ def test_the_dashboards_link_to_each_other_keeping_time_and_variables(project_ye
         links = dashboard["links"]
         assert {link["url"] for link in links} == {f"/d/{other}" for other in linked - {uid}}, uid
         assert all(link["keepTime"] and link["includeVars"] for link in links), uid
+
+
+def test_the_worker_dashboard_links_back_and_has_its_panels(project_with_worker: Path) -> None:
+    worker = json.loads((project_with_worker / WORKER_DASHBOARD).read_text(encoding="utf-8"))
+    assert (worker["uid"], worker["title"]) == ("worker", "Worker")
+    assert [link["url"] for link in worker["links"]] == ["/d/backend-service"]
+    titles = {panel["title"] for panel in panels(worker)}
+    assert {
+        "Redis up",
+        "Backlog",
+        "Oldest waiting job",
+        "Jobs sent and started by task",
+        "Outcomes by task",
+        "Dead letters by task",
+        "Attempt duration p50 / p95 / p99 by task",
+        "Worker logs",
+        "Recent job attempts",
+    } <= titles
+    latency = next(p for p in panels(worker) if p["title"].startswith("Attempt duration"))
+    assert all(target.get("exemplar") for target in latency["targets"])
 
 
 def test_the_database_dashboard_links_back_and_has_its_panels(project_yes: Path) -> None:

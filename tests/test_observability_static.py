@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from alloy_syntax import parse
-from conftest import PINNED_BUILD_HINT, require_tool, resolved_compose
+from conftest import COOKIECUTTER_JSON, PINNED_BUILD_HINT, require_tool, resolved_compose
 from contract import contract_section
 from stack_checks import (
     ALLOY_CONFIG,
@@ -46,6 +46,15 @@ ALERTS = {"BackendTargetMissing", "BackendNotReady", "BackendHighErrorRatio"}
 SLO_ALERTS = {f"BackendErrorBudgetBurn{window}" for window in ("1h", "6h", "1d", "3d")}
 # database=postgres adds its own file of alerts (database-alerts.yml).
 DATABASE_ALERTS = {"DatabasePoolExhausted", "DatabaseNotReady", "DatabaseSlowStatementsSurging"}
+# worker=taskiq adds worker-alerts.yml.
+WORKER_ALERTS = {
+    "WorkerTargetMissing",
+    "RedisDown",
+    "JobBacklogTooOld",
+    "JobsFailing",
+    "JobRetriesSurging",
+    "DeadLettersGrowing",
+}
 # Images with an HTTP probe tool: busybox wget in Prometheus's and Alertmanager's, curl in
 # Grafana's. Loki 3.7
 # is distroless, Alloy's is Ubuntu with neither curl nor wget (its Dockerfile), and Tempo and
@@ -96,27 +105,35 @@ def stack(project_with_collector: Path) -> dict[str, Any]:
 # --- Prometheus, for real -------------------------------------------------------------
 
 
-def test_promtool_accepts_the_config_and_finds_the_rules(project_yes: Path) -> None:
+@pytest.fixture(scope="module", params=["defaults", "with-worker"])
+def project_rules(
+    request: pytest.FixtureRequest, project_yes: Path, project_with_worker: Path
+) -> Path:
+    """The defaults' rules, and the worker's added to them."""
+    return project_yes if request.param == "defaults" else project_with_worker
+
+
+def test_promtool_accepts_the_config_and_finds_the_rules(project_rules: Path) -> None:
     promtool = require_tool("promtool", PINNED_BUILD_HINT)
     result = run(
-        [promtool, "check", "config", "observability/prometheus/prometheus.yml"], project_yes
+        [promtool, "check", "config", "observability/prometheus/prometheus.yml"], project_rules
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rule_files = list((project_yes / "observability/prometheus/rules").glob("*.yml"))
+    rule_files = list((project_rules / "observability/prometheus/rules").glob("*.yml"))
     assert f"{len(rule_files)} rule files found" in result.stdout + result.stderr
 
 
-def test_promtool_accepts_the_rules(project_yes: Path) -> None:
+def test_promtool_accepts_the_rules(project_rules: Path) -> None:
     promtool = require_tool("promtool", PINNED_BUILD_HINT)
-    rule_files = sorted((project_yes / "observability/prometheus/rules").glob("*.yml"))
+    rule_files = sorted((project_rules / "observability/prometheus/rules").glob("*.yml"))
     assert rule_files
     result = run([promtool, "check", "rules", *map(str, rule_files)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_unit_tests_of_the_alerts_pass(project_yes: Path) -> None:
+def test_promtool_unit_tests_of_the_alerts_pass(project_rules: Path) -> None:
     promtool = require_tool("promtool", PINNED_BUILD_HINT)
-    rules_dir = project_yes / "observability/prometheus/rules"
+    rules_dir = project_rules / "observability/prometheus/rules"
     tests = sorted(path.name for path in (rules_dir / "tests").glob("*.test.yml"))
     # One unit-test file per rule file.
     assert tests == sorted(f"{path.stem}.test.yml" for path in rules_dir.glob("*.yml"))
@@ -191,6 +208,26 @@ def test_the_alert_unit_tests_catch_a_weakened_rule(
     alerts_file.write_text(text.replace(original, mutant), encoding="utf-8")
     result = run([promtool, "test", "rules", f"{rules_file}.test.yml"], rules / "tests")
     assert result.returncode != 0, f"the unit tests still pass with {mutant!r}"
+
+
+def test_the_worker_adds_its_alerts_each_with_its_runbook(project_with_worker: Path) -> None:
+    observability = project_with_worker / "observability"
+    (group,) = load(observability / "prometheus/rules/worker-alerts.yml")["groups"]
+    alerts = {rule["alert"]: rule for rule in group["rules"]}
+    assert set(alerts) == WORKER_ALERTS
+    readme = (observability / "README.md").read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", readme, re.MULTILINE)
+    }
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] in ("page", "ticket"), name
+        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), name
+        page, _, anchor = rule["annotations"]["runbook"].partition("#")
+        assert (page, anchor in anchors) == ("observability/README.md", True), name
+    jobs = load(observability / "prometheus/prometheus.yml")["scrape_configs"]
+    (worker,) = [job for job in jobs if job["job_name"] == "worker"]
+    assert worker["static_configs"] == [{"targets": ["worker:8001"]}]
 
 
 def test_alerts_are_the_baseline_ones_with_their_annotations(
@@ -485,6 +522,15 @@ def test_a_change_on_either_side_of_the_alloy_config_is_caught(
     assert text.count(original) == 1, original
     (project / path).write_text(text.replace(original, mutant))
     assert collector_problems(project) != []
+
+
+@pytest.mark.parametrize("collector", COOKIECUTTER_JSON["log_collector"])
+def test_the_collector_parses_the_workers_json_lines_too(
+    render_once: Callable[..., Path], collector: str
+) -> None:
+    project = render_once(worker="taskiq", log_collector=collector)
+    assert collector_problems(project) == []
+    assert log_pipeline(project).json_selector == '{service=~"backend|worker"}'
 
 
 def test_the_alloy_config_is_well_formed(project_alloy: Path) -> None:

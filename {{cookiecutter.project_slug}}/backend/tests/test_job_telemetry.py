@@ -127,8 +127,15 @@ def test_every_outcome_is_counted_by_queue_and_job(settings: Settings, app: Fast
         ("test.broken", "jobs_failed_total"): 1,
         ("test.broken", "jobs_dead_lettered_total"): 1,
     }
-    measured = {(job, name): worker.value(name, queue=queue, job=job) for job, name in expected}
+    measured = {(task, name): worker.value(name, queue=queue, task=task) for task, name in expected}
     assert measured == expected
+
+
+def test_the_workers_job_series_start_at_0(settings: Settings) -> None:
+    worker = Worker(settings)
+    labels = {"queue": settings.job_queue, "task": JOB}
+    for name in ("jobs_started_total", "jobs_failed_total", "jobs_dead_lettered_total"):
+        assert worker.value(name, **labels) == 0, name
 
 
 def test_the_api_counts_what_it_sends(
@@ -137,7 +144,7 @@ def test_the_api_counts_what_it_sends(
     for name in ("lamp", "desk"):
         assert send(client, name).status_code == 202
     sent = telemetry.registry.get_sample_value(
-        "jobs_enqueued_total", {"queue": settings.job_queue, "job": JOB}
+        "jobs_enqueued_total", {"queue": settings.job_queue, "task": JOB}
     )
     assert sent == 2
 
@@ -155,7 +162,7 @@ def test_a_send_that_fails_is_an_error_span_and_not_counted(
     assert producer.status.status_code is StatusCode.ERROR
     assert (producer.attributes or {})["error.type"] == "ConnectionError"
     sent = telemetry.registry.get_sample_value(
-        "jobs_enqueued_total", {"queue": settings.job_queue, "job": JOB}
+        "jobs_enqueued_total", {"queue": settings.job_queue, "task": JOB}
     )
     assert sent is None
 

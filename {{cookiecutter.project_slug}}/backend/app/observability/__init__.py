@@ -128,10 +128,11 @@ def instrument_worker(
     database: Database,
 {%- endif %}
 ) -> QueueGauges:
-    """Add `GET /metrics` to the worker's application{% if cookiecutter.database == "postgres" %} and measure and trace its
-    database statements{% endif %}; return its queue's gauges, which
-    `refreshing_queue_gauges` keeps current."""
+    """Add `GET /metrics` to the worker's application and start the series of its jobs at 0;
+    return its queue's gauges, which `refreshing_queue_gauges` keeps current.{% if cookiecutter.database == "postgres" %} Its
+    database statements are measured and traced as the API's.{% endif %}"""
     _instrument_process(app, telemetry{% if cookiecutter.database == "postgres" %}, settings, database{% endif %})
+    telemetry.job_metrics.start_series(broker.get_all_tasks())
     return QueueGauges(telemetry.registry, broker.queue_name)
 
 

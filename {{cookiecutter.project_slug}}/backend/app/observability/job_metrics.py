@@ -1,12 +1,13 @@
 """Prometheus metrics of the background jobs, their queue and its Redis server.
 
 Their names and labels are shared with the Worker dashboard and the alert rules; `queue`
-is `JOB_QUEUE` and `job` a registered job's name, so both are bounded:
-- `jobs_enqueued_total{queue, job}` (the API's), `jobs_started_total`, `jobs_succeeded_total`,
+is `JOB_QUEUE` and `task` a registered job's name (not `job`: Prometheus's own label for the
+scrape job), so both are bounded:
+- `jobs_enqueued_total{queue, task}` (the API's), `jobs_started_total`, `jobs_succeeded_total`,
   `jobs_failed_total` (failed for good), `jobs_retried_total` (attempts failed and sent
   again), `jobs_dead_lettered_total` (failed their last attempt), `jobs_in_progress`, all
-  `{queue, job}`
-- `job_duration_seconds{queue, job}`, an attempt's run time, observations carrying a
+  `{queue, task}`
+- `job_duration_seconds{queue, task}`, an attempt's run time, observations carrying a
   `trace_id` exemplar when its span is sampled
 - `job_queue_backlog{queue}` (jobs waiting, not yet read by a worker),
   `job_queue_oldest_age_seconds{queue}` (how long the oldest of them has waited, 0 when none
@@ -17,7 +18,7 @@ is `JOB_QUEUE` and `job` a registered job's name, so both are bounded:
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -37,7 +38,7 @@ class JobMetrics:
 
     def __init__(self, registry: CollectorRegistry, queue: str) -> None:
         self._queue = queue
-        labels = ["queue", "job"]
+        labels = ["queue", "task"]
 
         def counter(name: str, documentation: str) -> Counter:
             return Counter(name, documentation, labels, registry=registry)
@@ -60,6 +61,21 @@ class JobMetrics:
             buckets=JOB_DURATION_BUCKETS,
             registry=registry,
         )
+
+    def start_series(self, job_names: Iterable[str]) -> None:
+        """Every series of the worker's jobs, at 0 before the first job: a rate or a ratio of
+        them is 0 from the start, not missing until a first failure."""
+        for job_name in job_names:
+            for metric in (
+                self.started,
+                self.succeeded,
+                self.failed,
+                self.retried,
+                self.dead_lettered,
+                self.in_progress,
+                self.duration,
+            ):
+                metric.labels(self._queue, job_name)
 
     def sent(self, job_name: str) -> None:
         self.enqueued.labels(self._queue, job_name).inc()
