@@ -12,7 +12,7 @@ from typing import NoReturn
 import pytest
 
 from harness.postgres import MissingTool, PostgresServer
-from harness.redis import RedisServer
+from harness.redis_server import RedisServer
 from harness.rendering import (
     COMPOSE_BINARY,
     COOKIECUTTER_JSON,
@@ -208,7 +208,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def redis() -> Iterator[RedisServer]:
-    """A throwaway Redis server for the session (harness/redis.py)."""
+    """A throwaway Redis server for the session (harness/redis_server.py)."""
     try:
         server = RedisServer()
     except MissingTool as missing:

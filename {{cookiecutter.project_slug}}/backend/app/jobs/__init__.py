@@ -5,5 +5,5 @@
 - `lifecycle`: each attempt's state, timeout, retry with a pause, and the dead letters.
 - `request_ids`: the ids of the request that sent a job, carried to each of its log lines.
 - `consumer`: the worker's loop that reads the stream and runs the jobs.
-- `items`: the example jobs, on the same repository as the API.
+- `items`: the example jobs, on the same repository as the API; `names`: the jobs' names.
 """

@@ -11,8 +11,7 @@ from pydantic import BaseModel
 from taskiq import AsyncBroker
 
 from app.api.v1.items import ItemCreate, ItemStore
-
-IMPORT_ITEMS = "items.import"
+from app.jobs.names import IMPORT_ITEMS
 
 
 class ImportReport(BaseModel):

@@ -11,8 +11,7 @@ from taskiq import AsyncBroker
 from app.api.v1.items import ItemCreate
 from app.db.engine import Database
 from app.db.items import ItemRepository
-
-IMPORT_ITEMS = "items.import"
+from app.jobs.names import IMPORT_ITEMS
 
 
 class ImportReport(BaseModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from app.api.v1.items import ItemCreate
-from app.jobs.items import IMPORT_ITEMS
+from app.jobs.names import IMPORT_ITEMS
 from app.jobs.queue import Job, Jobs
 from app.jobs.states import JobState
 

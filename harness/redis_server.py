@@ -54,10 +54,9 @@ class RedisServer:
         return self.command("PING") == "+PONG"
 
     def command(self, *words: str) -> str:
-        """One command in Redis's inline protocol, after AUTH; the first line of its reply."""
+        """One command, after AUTH; the first line of its reply (`+PONG`, `$12`, ...)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
-            request = f"AUTH {self.password}\r\n{' '.join(words)}\r\n"
-            connection.sendall(request.encode())
+            connection.sendall(_encoded("AUTH", self.password) + _encoded(*words))
             replies = b""
             while replies.count(b"\r\n") < 2:
                 chunk = connection.recv(65536)
@@ -82,3 +81,12 @@ class RedisServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _encoded(*words: str) -> bytes:
+    """A command as Redis's protocol sends it: an array of bulk strings, any byte allowed."""
+    parts = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
