@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATABASE_AND_OBSERVABILITY, combination_id
+from conftest import DATABASE_AND_OBSERVABILITY, WITH_WORKER, combination_id
 
 from harness.backend import BackendProcess, backend_venv, compose_environment, run_in_venv
 from harness.processes import closed_port
@@ -21,9 +21,12 @@ pytestmark = pytest.mark.slow
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CHECKS = "not_a_server_error,response_schema_conformance"
+# The operations of the API's schema; the worker adds an import and a job's state.
+OPERATIONS = 7
+WORKER_OPERATIONS = 2
 
 
-@pytest.mark.parametrize("answers", DATABASE_AND_OBSERVABILITY, ids=combination_id)
+@pytest.mark.parametrize("answers", [*DATABASE_AND_OBSERVABILITY, *WITH_WORKER], ids=combination_id)
 def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
     answers: dict[str, str],
     render_once: Callable[..., Path],
@@ -37,10 +40,14 @@ def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
     environment = compose_environment(project, "backend")
     if answers["database"] == "postgres":
         postgres: Any = request.getfixturevalue("postgres")
-        database = f"fuzz_{answers['include_observability']}"
+        database = f"fuzz_{answers['include_observability']}_{answers.get('worker', 'none')}"
         postgres.psql("postgres", f"CREATE DATABASE {database}")
         environment |= {**postgres.environment, "POSTGRES_DB": database}
         run_in_venv(venv, ["alembic", "upgrade", "head"], backend_dir, environment)
+    operations = OPERATIONS
+    if answers.get("worker") == "taskiq":
+        environment |= request.getfixturevalue("redis").environment
+        operations += WORKER_OPERATIONS
     with closed_port() as refused:
         if answers["include_observability"] == "yes":
             environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{refused}"
@@ -65,4 +72,5 @@ def test_no_input_makes_a_server_error_and_every_answer_matches_the_schema(
         finally:
             backend.stop()
     assert result.returncode == 0, result.stdout[-6000:]
-    assert " passed" in result.stdout and "Tested: 7" in result.stdout, result.stdout[-3000:]
+    tested = f"Tested: {operations}"
+    assert " passed" in result.stdout and tested in result.stdout, result.stdout[-3000:]
