@@ -5,7 +5,6 @@ One broker per process, made by the application factory or the worker's; the API
 the worker also listens. Results and job states live in Redis next to the queue, as JSON.
 """
 
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
@@ -45,17 +44,21 @@ class JobBroker(RedisStreamBroker):
     """taskiq-redis's stream broker with a recovery that does not wait for traffic.
 
     taskiq-redis 1.2.4 looks for messages left unacknowledged by a dead worker only after a
-    new message arrived (taskiq-redis issue #130 and pull request #129), so on a quiet queue a
-    job could wait forever. Here a worker first takes back what its own name left pending (a
-    restarted container keeps its hostname), then claims other consumers' messages idle
-    longer than `idle_timeout` on every read, traffic or not. Redis's XAUTOCLAIM is atomic
-    and resets the idle time, so two workers never claim the same message at once. An
-    acknowledged message is deleted: the stream holds the waiting and running jobs only.
+    new message arrived (its pull request #129, open, would change that), so on a quiet
+    queue such a job could wait forever. Here a worker first takes back what its own name
+    left pending (a restarted container keeps its hostname), then claims other consumers'
+    messages idle longer than `idle_timeout` on every read, traffic or not. Redis's
+    XAUTOCLAIM is atomic and resets the idle time, so two workers never claim the same
+    message at once. An acknowledged message is deleted: the stream holds the waiting and
+    running jobs only.
     """
 
-    def __init__(self, url: str, *, redelivery_seconds: float, **kwargs: Any) -> None:
+    def __init__(self, url: str, *, redelivery_seconds: float, batch: int, **kwargs: Any) -> None:
         super().__init__(
             url,
+            # A worker reads no more than it runs at once: the rest waits for any worker.
+            xread_count=batch,
+            unacknowledged_batch_size=batch,
             # The group, made by the first worker, reads the stream from its start: jobs the
             # API sent before any worker ran are not skipped.
             consumer_id="0",
@@ -63,8 +66,6 @@ class JobBroker(RedisStreamBroker):
             xread_block=round(READ_BLOCK_SECONDS * 1000),
             **kwargs,
         )
-        # When this worker last read the stream: its heartbeat (the worker's readiness).
-        self.last_read: float | None = None
 
     def _acknowledgement(self, message_id: bytes) -> Callable[[], Awaitable[None]]:
         async def acknowledge_and_delete() -> None:
@@ -116,7 +117,6 @@ class JobBroker(RedisStreamBroker):
                     block=self.block,
                     count=self.count,
                 )
-                self.last_read = time.monotonic()
                 for _, messages in cast(StreamReply, fetched):
                     for message_id, fields in messages:
                         yield self._message(message_id, fields)
@@ -147,5 +147,6 @@ def create_broker(settings: Settings, consumer_name: str | None = None) -> JobBr
         consumer_group_name=settings.job_queue,
         consumer_name=consumer_name,
         redelivery_seconds=settings.job_redelivery_seconds,
+        batch=settings.worker_concurrency,
         **connection,
     ).with_result_backend(result_backend)
