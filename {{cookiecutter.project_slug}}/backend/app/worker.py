@@ -30,6 +30,7 @@ from app.jobs.request_ids import RequestIdLabels
 from app.logging import WORKER_SOURCE, configure_logging
 {%- if yes %}
 from app.observability import (
+    NATIVE_TELEMETRY_OFF,
     Telemetry,
     create_telemetry,
     instrument_worker,
@@ -107,6 +108,10 @@ def create_worker(
         version=settings.service_version,
         lifespan=lifespan,
         openapi_url=None,
+{%- if yes %}
+        # Its spans are the jobs' (app.observability): none of FastAPI's for the probes.
+        telemetry=NATIVE_TELEMETRY_OFF,
+{%- endif %}
     )
     app.include_router(health.router)
 {%- if yes %}

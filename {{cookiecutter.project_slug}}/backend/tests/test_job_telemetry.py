@@ -131,6 +131,14 @@ def test_every_outcome_is_counted_by_queue_and_job(settings: Settings, app: Fast
     assert measured == expected
 
 
+def test_the_workers_probes_and_scrapes_make_no_span(settings: Settings) -> None:
+    worker = Worker(settings)
+    with TestClient(worker.app) as worker_client:
+        for path in ("/health/live", "/health/ready", "/metrics"):
+            worker_client.get(path)
+    assert worker.spans.get_finished_spans() == ()
+
+
 def test_the_workers_job_series_start_at_0(settings: Settings) -> None:
     worker = Worker(settings)
     labels = {"queue": settings.job_queue, "task": JOB}
