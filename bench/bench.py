@@ -11,7 +11,8 @@ Settings (environment): BENCH_SECONDS per measured run, BENCH_ROUNDS, BENCH_WARM
 BENCH_CONNECTIONS, BENCH_MEMORY_REQUESTS (per memory phase), BENCH_STARTUP_RUNS,
 BENCH_RENDER_RUNS, BENCH_PATH (the endpoint), BENCH_REFERENCE=1 (adds the reference app),
 BENCH_RESULTS_DIR, BENCH_BUILD_DIR. The database scenarios always include the database
-reference (database_reference_app.py): the same read with an asyncpg pool alone.
+reference (database_reference_app.py): the same read with an asyncpg pool alone. The enqueue
+scenarios (worker=taskiq) POST an import of one item, which sends a job to a throwaway Redis.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from harness.backend import (  # noqa: E402
 )
 from harness.postgres import PostgresServer  # noqa: E402
 from harness.processes import ManagedProcess, closed_port, free_port  # noqa: E402
+from harness.redis_server import RedisServer  # noqa: E402
 from harness.rendering import render as render_template  # noqa: E402
 
 WRK_REPORT = BENCH_DIR / "wrk" / "report.lua"
@@ -69,6 +71,8 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("database: yes-100% / no, requests/s", "db_yes_100_over_db_no", ">=", 0.75),
     ("database: yes-10% / no, requests/s", "db_yes_10_over_db_no", ">=", 0.9),
     ("database: no / reference, requests/s", "db_no_over_reference", ">=", 0.6),
+    ("enqueue: yes-100% / no, requests/s", "enqueue_yes_100_over_no", ">=", 0.75),
+    ("enqueue: yes-10% / no, requests/s", "enqueue_yes_10_over_no", ">=", 0.9),
     ("exporter down / reachable, requests/s", "unreachable_over_reachable", ">=", 0.95),
     ("error responses while the exporter is down", "unreachable_errors", "==", 0),
     ("memory growth, MB", "memory_growth_mb", "<", 5.0),
@@ -178,11 +182,16 @@ def stdout_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def render(output_dir: Path, variant: str, database: str = "none") -> Path:
-    """A backend of `variant`; database=none (the in-memory items) unless told otherwise."""
+def render(output_dir: Path, variant: str, database: str = "none", worker: str = "none") -> Path:
+    """A backend of `variant`; database=none (the in-memory items) and worker=none unless
+    told otherwise."""
     with stdout_silenced():  # the post-generation hook prints the next steps
         return render_template(
-            output_dir, include_observability=variant, database=database, python_version="3.11"
+            output_dir,
+            include_observability=variant,
+            database=database,
+            worker=worker,
+            python_version="3.11",
         )
 
 
@@ -352,8 +361,12 @@ def wrk_command(backend: Backend, settings: Settings, seconds: int, script: Path
     ]
 
 
-def run_for(backend: Backend, settings: Settings, seconds: int) -> WrkResult:
-    command = wrk_command(backend, settings, seconds, WRK_REPORT)
+def run_for(
+    backend: Backend, settings: Settings, seconds: int, script: Path = WRK_REPORT
+) -> WrkResult:
+    """A wrk run of `seconds`; `script` sets the request (GET by default) and prints the
+    BENCH_RESULT line as wrk/report.lua does."""
+    command = wrk_command(backend, settings, seconds, script)
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
     result = parse_wrk_report(completed.stdout)
     backend.requests_sent += result.requests
@@ -447,20 +460,27 @@ def start_with_item(backend: Backend, settings: Settings) -> Settings:
 
 
 def measure_throughput(
-    settings: Settings, backends: dict[str, Backend], listed: list[Scenario]
+    settings: Settings,
+    backends: dict[str, Backend],
+    listed: list[Scenario],
+    script: Path = WRK_REPORT,
+    before_run: Callable[[], None] = lambda: None,
 ) -> dict[str, ScenarioResult]:
+    """Warm-up, then the interleaved rounds; `before_run` is called before every run."""
     results = {scenario.key: ScenarioResult(scenario.title) for scenario in listed}
     for scenario in listed:
-        run_for(backends[scenario.key], settings, settings.warmup_seconds)
+        before_run()
+        run_for(backends[scenario.key], settings, settings.warmup_seconds, script)
     order = [scenario.key for scenario in listed]
     for round_index in range(settings.rounds):
         # Rotate the order each round so no scenario always follows the same neighbour.
         shift = round_index % len(order)
         for key in order[shift:] + order[:shift]:
+            before_run()
             time.sleep(0.5)  # the previous backend's batch exporter settles
             # CPU time per request hardly moves when a neighbour takes CPU; requests/s does.
             cpu_before = backends[key].cpu_seconds()
-            result = run_for(backends[key], settings, settings.seconds)
+            result = run_for(backends[key], settings, settings.seconds, script)
             results[key].add(result, backends[key].cpu_seconds() - cpu_before)
     for scenario in listed:
         results[scenario.key].rss_mb = round(backends[scenario.key].rss_mb(), 1)
@@ -590,6 +610,98 @@ def measure_database(
     return listed, results, backends
 
 
+ENQUEUE_PATH = "/api/v1/items/imports"
+# One item's import: the API checks it and sends one job; only a worker would read the name,
+# and no worker runs here, so one constant body serves every request.
+ENQUEUE_BODY = json.dumps({"items": [{"name": "bench item", "price": "1.00"}]})
+
+
+def enqueue_script(build_dir: Path) -> Path:
+    """wrk/report.lua behind the lines that make every request POST the import."""
+    script = build_dir / "enqueue.lua"
+    request = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(ENQUEUE_BODY)}\n"  # a JSON string is a valid Lua string here
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    script.write_text(request + WRK_REPORT.read_text())
+    return script
+
+
+def measure_enqueue(
+    settings: Settings, build_dir: Path, logs: Path, receivers: dict[str, SpanCounter]
+) -> tuple[list[Scenario], dict[str, ScenarioResult], dict[str, Backend]]:
+    """POST /api/v1/items/imports of one item: the API's send of a job to a Redis stream
+    (worker=taskiq, database=none), without and with telemetry. No worker runs: the stream
+    only grows, and the database is emptied before every run so each run finds it alike."""
+    root = build_dir / "render-worker"
+    shutil.rmtree(root, ignore_errors=True)
+    dirs = {
+        variant: render(root / variant, variant, worker="taskiq") / "backend"
+        for variant in VARIANTS
+    }
+    venvs = {variant: backend_venv(dirs[variant], build_dir / "venvs") for variant in VARIANTS}
+    listed = [
+        Scenario("enqueue_no", "enqueue: no", "no", {}, baseline="enqueue_no"),
+        Scenario(
+            "enqueue_yes_100",
+            "enqueue: yes, 100% sampled",
+            "yes",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["enqueue_yes_100"].endpoint, **ALWAYS_ON},
+            receivers["enqueue_yes_100"],
+            baseline="enqueue_no",
+        ),
+        Scenario(
+            "enqueue_yes_10",
+            "enqueue: yes, 10% sampled",
+            "yes",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["enqueue_yes_10"].endpoint, **TEN_PERCENT},
+            receivers["enqueue_yes_10"],
+            baseline="enqueue_no",
+        ),
+    ]
+    script = enqueue_script(build_dir)
+    redis = RedisServer()
+    redis.start()
+    try:
+        backends = {
+            scenario.key: Backend(
+                scenario.key,
+                lambda port, variant=scenario.variant: local_command(  # type: ignore[misc]
+                    dockerfile_command(dirs[variant] / "Dockerfile"), venvs[variant], port
+                ),
+                dirs[scenario.variant],
+                server_environment(
+                    venvs[scenario.variant], {**redis.environment, **scenario.environment}
+                ),
+                logs,
+            )
+            for scenario in listed
+        }
+
+        def flush() -> None:
+            reply = redis.command("FLUSHDB")
+            assert reply == "+OK", f"FLUSHDB answered {reply}"
+
+        try:
+            for each in backends.values():
+                each.start()
+            progress(
+                f"enqueue: {settings.rounds} rounds x {len(listed)} scenarios, POST {ENQUEUE_PATH}"
+            )
+            results = measure_throughput(
+                replace(settings, path=ENQUEUE_PATH), backends, listed, script, flush
+            )
+            jobs = redis.command("XLEN", "jobs")
+            assert jobs.startswith(":") and int(jobs[1:]) > 0, f"no job in the stream: {jobs}"
+        finally:
+            for each in backends.values():
+                each.stop()
+    finally:
+        redis.remove()
+    return listed, results, backends
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
@@ -694,6 +806,10 @@ def format_table(report: dict[str, Any]) -> str:
         'nothing else: "database: no" reaches '
         f"{figures['db_no_over_reference']:.2f} of its requests/s.",
         "",
+        "The enqueue rows (worker=taskiq) POST the import of one item to "
+        f"{ENQUEUE_PATH}: the API checks it and sends one job to the stream of a throwaway "
+        'Redis, with no worker reading it; their "vs no" is against "enqueue: no".',
+        "",
         "| target | value | rule | met |",
         "|---|---:|---|---|",
     ]
@@ -776,7 +892,10 @@ def main() -> int:
             logs,
         )
 
-    receiver_keys = ("yes_100", "yes_10", "reference", "other", "db_yes_100", "db_yes_10")
+    receiver_keys = (
+        *("yes_100", "yes_10", "reference", "other", "db_yes_100", "db_yes_10"),
+        *("enqueue_yes_100", "enqueue_yes_10"),
+    )
     receivers = {key: SpanCounter() for key in receiver_keys}
     try:
         with closed_port() as nothing_listens:
@@ -836,6 +955,13 @@ def main() -> int:
         listed += database_listed
         results |= database_results
         backends |= database_backends
+        progress("the enqueue scenarios")
+        enqueue_listed, enqueue_results, enqueue_backends = measure_enqueue(
+            settings, build_dir, logs, receivers
+        )
+        listed += enqueue_listed
+        results |= enqueue_results
+        backends |= enqueue_backends
         for scenario in listed:
             if scenario.receiver is not None:
                 sent = backends[scenario.key].requests_sent
@@ -870,6 +996,8 @@ def main() -> int:
         "db_yes_10_over_db_no": results["db_yes_10"].vs_no,
         # The template's database read against the floor of this stack (the reference).
         "db_no_over_reference": paired_ratio(results["db_no"], results["db_reference"]),
+        "enqueue_yes_100_over_no": results["enqueue_yes_100"].vs_no,
+        "enqueue_yes_10_over_no": results["enqueue_yes_10"].vs_no,
         # What the database's spans and metrics add to a request, on top of the HTTP ones.
         "db_telemetry_cpu_us_per_request_100": round(
             (results["db_yes_100"].cpu_us_per_request - results["db_no"].cpu_us_per_request)

@@ -29,6 +29,9 @@ SCENARIOS = {
     "db_yes_100",
     "db_yes_10",
     "db_reference",
+    "enqueue_no",
+    "enqueue_yes_100",
+    "enqueue_yes_10",
 }
 
 
@@ -103,6 +106,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
                 "db_yes_100_over_db_no": 0.75,
                 "db_yes_10_over_db_no": 0.9,
                 "db_no_over_reference": 0.6,
+                "enqueue_yes_100_over_no": 0.75,
+                "enqueue_yes_10_over_no": 0.9,
                 "unreachable_over_reachable": 0.95,
                 "unreachable_errors": 0,
                 "memory_growth_mb": 4.9,
@@ -117,6 +122,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
                 "db_yes_100_over_db_no": 0.74,
                 "db_yes_10_over_db_no": 0.89,
                 "db_no_over_reference": 0.59,
+                "enqueue_yes_100_over_no": 0.74,
+                "enqueue_yes_10_over_no": 0.89,
                 "unreachable_over_reachable": 0.94,
                 "unreachable_errors": 1,
                 "memory_growth_mb": 5.0,
@@ -128,6 +135,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
                 "database: yes-100% / no, requests/s",
                 "database: yes-10% / no, requests/s",
                 "database: no / reference, requests/s",
+                "enqueue: yes-100% / no, requests/s",
+                "enqueue: yes-10% / no, requests/s",
                 "exporter down / reachable, requests/s",
                 "error responses while the exporter is down",
                 "memory growth, MB",
@@ -201,6 +210,19 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert scenarios["db_reference"]["spans_per_request"] is None
     assert scenarios["db_reference"]["vs_no"] > 0
     assert report["figures"]["db_no_over_reference"] > 0
+    # The enqueue rows: every import answered 202 (no error) with the job sent to Redis; the
+    # sampled requests export the server span and the send's PRODUCER span, so more than one
+    # span per request at 100% unless the exporter dropped some in these one-second runs.
+    assert scenarios["enqueue_no"]["vs_no"] == 1.0
+    assert scenarios["enqueue_no"]["spans_per_request"] is None
+    assert scenarios["enqueue_yes_100"]["spans_per_request"] > 0, "the OTLP receiver got no span"
+    assert (
+        scenarios["enqueue_yes_10"]["spans_per_request"]
+        < scenarios["enqueue_yes_100"]["spans_per_request"]
+    )
+    for key in ("enqueue_yes_100", "enqueue_yes_10"):
+        assert scenarios[key]["vs_no"] > 0, key
+        assert report["figures"][f"{key}_over_no"] == scenarios[key]["vs_no"]
     telemetry_costs = {"db_telemetry_cpu_us_per_request_100", "db_telemetry_cpu_us_per_request_10"}
     assert set(report["figures"]) == {key for _, key, _, _ in bench.TARGETS} | telemetry_costs
     assert [target["target"] for target in report["targets"]] == [t[0] for t in bench.TARGETS]
