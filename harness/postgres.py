@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.processes import ManagedProcess, free_port, wait_until
+from harness.processes import ManagedProcess, ThrowawayServer, free_port, wait_until
 
 SERVER_USER = "postgres"  # Debian's account for the server; it refuses to run as root
 AS_SERVER_USER = ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups"]
@@ -37,7 +37,7 @@ class MissingTool(RuntimeError):
     """A program the server needs is not on this machine."""
 
 
-class PostgresServer:
+class PostgresServer(ThrowawayServer):
     """One cluster with a password-protected role and database, started by `start()`."""
 
     def __init__(self) -> None:
@@ -122,20 +122,3 @@ class PostgresServer:
         )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
-
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM: the server's smart shutdown)."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def kill(self) -> None:
-        """The server dies at once, as on a crash; its data stays for the next start."""
-        if self._process is not None:
-            self._process.popen.kill()
-            self._process.popen.wait(timeout=30)
-            self._process = None
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)

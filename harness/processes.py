@@ -112,3 +112,31 @@ class ManagedProcess:
                 self.popen.wait(timeout=grace)
         self._stdout.close()
         self._stderr.close()
+
+
+class ThrowawayServer:
+    """A server of the tests' own, its files in `root`: `start()` it, stop or kill it and
+    start it again on the same data, `remove()` it with its files."""
+
+    root: Path
+    _process: ManagedProcess | None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM)."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def kill(self) -> None:
+        """The server dies at once, as on a crash; its data stays for the next start."""
+        if self._process is not None:
+            self._process.popen.kill()
+            self._process.popen.wait(timeout=30)
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

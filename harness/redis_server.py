@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 
 from harness.postgres import MissingTool
-from harness.processes import ManagedProcess, free_port, wait_until
+from harness.processes import ManagedProcess, ThrowawayServer, free_port, wait_until
 
 
-class RedisServer:
+class RedisServer(ThrowawayServer):
     """One server, started by `start()`, its data kept across restarts until `remove()`."""
 
     def __init__(self) -> None:
@@ -64,23 +64,6 @@ class RedisServer:
                     break
                 replies += chunk
         return replies.split(b"\r\n")[1].decode()
-
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM: the append-only file is flushed)."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def kill(self) -> None:
-        """The server dies at once, as on a crash."""
-        if self._process is not None:
-            self._process.popen.kill()
-            self._process.popen.wait(timeout=30)
-            self._process = None
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _encoded(*words: str) -> bytes:

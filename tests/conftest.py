@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import pytest
 
 from harness.postgres import MissingTool, PostgresServer
+from harness.processes import ThrowawayServer
 from harness.redis_server import RedisServer
 from harness.rendering import (
     COMPOSE_BINARY,
@@ -194,25 +196,33 @@ def project_with_collector(
     )
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server for the session (harness/postgres.py)."""
+Server = TypeVar("Server", bound=ThrowawayServer)
+
+
+@contextlib.contextmanager
+def running(server_type: type[Server]) -> Iterator[Server]:
+    """A throwaway server of harness/, started, and removed when the block ends; a skip where
+    its program is missing, a failure under CI."""
     try:
-        server = PostgresServer()
+        server = server_type()
     except MissingTool as missing:
         missing_tool(str(missing))
     server.start()
-    yield server
-    server.remove()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session (harness/postgres.py)."""
+    with running(PostgresServer) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def redis() -> Iterator[RedisServer]:
     """A throwaway Redis server for the session (harness/redis_server.py)."""
-    try:
-        server = RedisServer()
-    except MissingTool as missing:
-        missing_tool(str(missing))
-    server.start()
-    yield server
-    server.remove()
+    with running(RedisServer) as server:
+        yield server

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PINNED_BUILD_HINT, require_tool, resolved_compose
+from conftest import resolved_compose
 
 from harness.backend import (
     FAST_BATCH_EXPORT,
@@ -19,10 +19,9 @@ from harness.backend import (
     run_in_venv,
 )
 from harness.postgres import DATABASE
-from harness.processes import closed_port, free_port
 
 from .otlp_receiver import OtlpTraceReceiver
-from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
+from .prometheus_server import PrometheusServer, running_prometheus
 from .traffic import Traffic, mixed_calls, send_all
 
 
@@ -113,24 +112,10 @@ def backend(
 def prometheus(
     live_project: Path, backend: BackendProcess, live_workdir: Path
 ) -> Iterator[PrometheusServer]:
-    binary = require_tool("prometheus", PINNED_BUILD_HINT)
-    port = free_port()
-    with closed_port() as nothing_listens:
-        config = local_config(
-            live_project / "observability/prometheus/prometheus.yml",
-            targets_by_job={
-                "backend": f"127.0.0.1:{backend.port}",
-                "prometheus": f"127.0.0.1:{port}",
-            },
-            unreachable=f"127.0.0.1:{nothing_listens}",
-            mounts=compose_bind_mounts(live_project / "compose.yml", "prometheus"),
-        )
-        server = PrometheusServer(binary, config, port, live_workdir / "prometheus")
-        try:
-            server.wait_ready()
-            yield server
-        finally:
-            server.stop()
+    with running_prometheus(
+        live_project, {"backend": f"127.0.0.1:{backend.port}"}, live_workdir / "prometheus"
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

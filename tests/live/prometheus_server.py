@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
 import yaml
+from conftest import PINNED_BUILD_HINT, require_tool
 
-from harness.processes import ManagedProcess, wait_until
+from harness.processes import ManagedProcess, closed_port, free_port, wait_until
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
@@ -156,3 +159,33 @@ class PrometheusServer:
 
 def rfc3339_seconds(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+@contextlib.contextmanager
+def running_prometheus(
+    project: Path,
+    targets_by_job: dict[str, str],
+    workdir: Path,
+    alertmanager: str | None = None,
+    extra_rule_files: Sequence[Path] = (),
+) -> Iterator[PrometheusServer]:
+    """The pinned Prometheus with `project`'s rendered configuration made local
+    (`local_config`): scraping `targets_by_job` and itself, every other job a port nothing
+    listens on for as long as it runs; ready, and stopped when the block ends."""
+    binary = require_tool("prometheus", PINNED_BUILD_HINT)
+    port = free_port()
+    with closed_port() as nothing_listens:
+        config = local_config(
+            project / "observability/prometheus/prometheus.yml",
+            targets_by_job={**targets_by_job, "prometheus": f"127.0.0.1:{port}"},
+            unreachable=f"127.0.0.1:{nothing_listens}",
+            mounts=compose_bind_mounts(project / "compose.yml", "prometheus"),
+            alertmanager=alertmanager,
+        )
+        config["rule_files"] += [str(path) for path in extra_rule_files]
+        server = PrometheusServer(binary, config, port, workdir)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()

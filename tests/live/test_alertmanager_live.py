@@ -16,9 +16,9 @@ import pytest
 import yaml
 from conftest import PINNED_BUILD_HINT, require_tool, resolved_compose
 
-from harness.processes import ManagedProcess, closed_port, free_port, wait_until
+from harness.processes import ManagedProcess, free_port, wait_until
 
-from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
+from .prometheus_server import running_prometheus
 
 pytestmark = pytest.mark.slow
 
@@ -123,39 +123,26 @@ def alertmanager(
 def test_an_alert_prometheus_fires_reaches_the_webhook_with_its_runbook(
     live_project: Path, alertmanager: Alertmanager, receiver: WebhookReceiver, live_workdir: Path
 ) -> None:
-    binary = require_tool("prometheus", PINNED_BUILD_HINT)
     workdir = live_workdir / "prometheus-alerting"
     workdir.mkdir()
     rule_file = workdir / "live-test-rules.yml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "live", "rules": [TEST_RULE]}]}))
-    port = free_port()
-    with closed_port() as nothing_listens:
-        config = local_config(
-            live_project / "observability/prometheus/prometheus.yml",
-            targets_by_job={"prometheus": f"127.0.0.1:{port}"},
-            unreachable=f"127.0.0.1:{nothing_listens}",
-            mounts=compose_bind_mounts(live_project / "compose.yml", "prometheus"),
-            alertmanager=alertmanager.address,
-        )
-        config["rule_files"].append(str(rule_file))
-        prometheus = PrometheusServer(binary, config, port, workdir)
-        try:
-            prometheus.wait_ready()
+    with running_prometheus(
+        live_project, {}, workdir, alertmanager=alertmanager.address, extra_rule_files=[rule_file]
+    ):
 
-            def delivered() -> dict[str, Any] | None:
-                return next(
-                    (
-                        payload
-                        for payload in receiver.payloads
-                        if payload["commonLabels"].get("alertname") == TEST_RULE["alert"]
-                    ),
-                    None,
-                )
+        def delivered() -> dict[str, Any] | None:
+            return next(
+                (
+                    payload
+                    for payload in receiver.payloads
+                    if payload["commonLabels"].get("alertname") == TEST_RULE["alert"]
+                ),
+                None,
+            )
 
-            # The rule is evaluated every 5 s; the page route waits 30 s to gather a group.
-            payload = wait_until(delivered, 90, "the alert at the webhook", interval=1)
-        finally:
-            prometheus.stop()
+        # The rule is evaluated every 5 s; the page route waits 30 s to gather a group.
+        payload = wait_until(delivered, 90, "the alert at the webhook", interval=1)
 
     assert payload["receiver"] == "page"
     assert payload["status"] == "firing"

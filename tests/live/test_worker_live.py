@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PINNED_BUILD_HINT, missing_tool, require_tool, resolved_compose
+from conftest import resolved_compose, running
 from dashboard_queries import WORKER_DASHBOARD, dashboard_queries
 
 from harness.backend import (
@@ -26,13 +26,12 @@ from harness.backend import (
     compose_environment,
     run_in_venv,
 )
-from harness.postgres import MissingTool
-from harness.processes import ManagedProcess, closed_port, free_port, wait_until
+from harness.processes import ManagedProcess, free_port, wait_until
 from harness.redis_server import RedisServer
 from harness.worker_jobs import FLAKY_JOB, FLAKY_SUCCEEDS_AT, SLOW_JOB
 
 from .otlp_receiver import OtlpTraceReceiver, ReceivedSpan
-from .prometheus_server import PrometheusServer, compose_bind_mounts, local_config
+from .prometheus_server import running_prometheus
 
 pytestmark = pytest.mark.slow
 
@@ -57,13 +56,8 @@ def venv(project: Path, venv_cache: Path) -> Path:
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:
     """A Redis of this module's own: the tests stop and restart it."""
-    try:
-        server = RedisServer()
-    except MissingTool as missing:
-        missing_tool(str(missing))
-    server.start()
-    yield server
-    server.remove()
+    with running(RedisServer) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -352,22 +346,8 @@ def test_every_query_of_the_worker_dashboard_returns_data(
 ) -> None:
     worker = start_worker()
     wait_until(worker.ready, 30, "the worker to join the queue")
-    binary = require_tool("prometheus", PINNED_BUILD_HINT)
-    port = free_port()
-    with closed_port() as nothing_listens:
-        config = local_config(
-            project / "observability/prometheus/prometheus.yml",
-            targets_by_job={
-                "backend": f"127.0.0.1:{api.port}",
-                "worker": f"127.0.0.1:{worker.port}",
-                "prometheus": f"127.0.0.1:{port}",
-            },
-            unreachable=f"127.0.0.1:{nothing_listens}",
-            mounts=compose_bind_mounts(project / "compose.yml", "prometheus"),
-        )
-        prometheus = PrometheusServer(binary, config, port, tmp_path_factory.mktemp("prometheus"))
-    try:
-        prometheus.wait_ready()
+    targets = {"backend": f"127.0.0.1:{api.port}", "worker": f"127.0.0.1:{worker.port}"}
+    with running_prometheus(project, targets, tmp_path_factory.mktemp("prometheus")) as server:
         promql = [
             q for q in dashboard_queries(project / WORKER_DASHBOARD) if q.language == "promql"
         ]
@@ -375,22 +355,19 @@ def test_every_query_of_the_worker_dashboard_returns_data(
 
         def has_data(query: Any) -> bool:
             if query.source.startswith("variable "):
-                return any(query.ref_id in s["metric"] for s in prometheus.query(query.expr))
-            return any(math.isfinite(float(s["value"][1])) for s in prometheus.query(query.expr))
+                return any(query.ref_id in s["metric"] for s in server.query(query.expr))
+            return any(math.isfinite(float(s["value"][1])) for s in server.query(query.expr))
 
         empty = list(promql)
         deadline = time.monotonic() + 90
         while empty and time.monotonic() < deadline:
             # Jobs keep flowing, a failing one among them, as on a watched dashboard.
-            for name in (f"dashboard {uuid.uuid4().hex[:8]}",):
-                httpx.post(
-                    f"{api.url}/api/v1/items/imports",
-                    json={"items": [{"name": name, "price": "1"}]},
-                    timeout=10,
-                )
+            httpx.post(
+                f"{api.url}/api/v1/items/imports",
+                json={"items": [{"name": f"dashboard {uuid.uuid4().hex[:8]}", "price": "1"}]},
+                timeout=10,
+            )
             send_directly(redis, FLAKY_JOB)
             time.sleep(2)
             empty = [query for query in empty if not has_data(query)]
         assert [f"{q.source}: {q.expr}" for q in empty] == []
-    finally:
-        prometheus.stop()
