@@ -68,23 +68,28 @@ def run_make(
     scope="module", params=[*DATABASE_AND_OBSERVABILITY, *WITH_WORKER], ids=combination_id
 )
 def installed_project(request: pytest.FixtureRequest, render_once: Callable[..., Path]) -> Path:
-    """A rendered combination (python_version of this machine) after `make install`.
+    """A rendered combination after `make install`."""
+    return rendered_and_installed(request.param, render_once)
+
+
+def rendered_and_installed(answers: dict[str, str], render_once: Callable[..., Path]) -> Path:
+    """`answers` rendered (python_version of this machine) and `make install`ed.
 
     Rendered apart from the session's shared trees, since installing writes into it. With
     kubernetes=yes, whose files are a superset: `make lint` reads deploy/kubernetes/k8s.py too
     (but with the worker, which does not combine with it yet)."""
     assert PYTHON_VERSION in COOKIECUTTER_JSON["python_version"], "no choice for this Python"
     project = render_once(
-        **request.param,
+        **answers,
         python_version=PYTHON_VERSION,
-        kubernetes="no" if request.param.get("worker") == "taskiq" else "yes",
-        project_name=f"Installed {' '.join(request.param.values())}",
+        kubernetes="no" if answers.get("worker") == "taskiq" else "yes",
+        project_name=f"Installed {' '.join(answers.values())}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)
     return project
 
 
-def database_environment(project: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+def servers_environment(project: Path, request: pytest.FixtureRequest) -> dict[str, str]:
     """The throwaway servers' settings the project needs: PostgreSQL's with postgres, Redis's
     with the worker, nothing for the others."""
     environment: dict[str, str] = {}
@@ -117,7 +122,7 @@ def use_servers(project: Path, environment: dict[str, str]) -> dict[str, str]:
 def test_rendered_project_passes_its_own_checks(
     installed_project: Path, target: str, request: pytest.FixtureRequest
 ) -> None:
-    environment = database_environment(installed_project, request) if target == "test" else {}
+    environment = servers_environment(installed_project, request) if target == "test" else {}
     result = make(installed_project, target, timeout=CHECK_TIMEOUT, environment=environment)
     if target == "test":
         assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout
@@ -135,14 +140,7 @@ def installed_postgres_project(
 ) -> Path:
     """The postgres combinations of `installed_project` (the same renders: installing them
     again takes uv a second)."""
-    project = render_once(
-        **request.param,
-        python_version=PYTHON_VERSION,
-        kubernetes="no" if request.param.get("worker") == "taskiq" else "yes",
-        project_name=f"Installed {' '.join(request.param.values())}",
-    )
-    make(project, "install", timeout=INSTALL_TIMEOUT)
-    return project
+    return rendered_and_installed(request.param, render_once)
 
 
 def test_make_test_says_which_database_it_could_not_reach(

@@ -101,12 +101,16 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 {%- if cookiecutter.worker == "taskiq" %}
 
+    def job_retry_pause_seconds(self, failed_attempt: int) -> float:
+        """The pause after a failed attempt (from 1) before the next: doubled after each."""
+        return self.job_retry_backoff_seconds * (1 << (failed_attempt - 1))
+
     @property
     def job_redelivery_seconds(self) -> float:
         """How long a job may stay unacknowledged before another worker takes it: longer
         than an attempt and its pause before the next can last, so a job still running is
         never taken twice."""
-        longest_pause = self.job_retry_backoff_seconds * (1 << max(self.job_attempts - 2, 0))
+        longest_pause = self.job_retry_pause_seconds(max(self.job_attempts - 1, 1))
         return self.job_timeout_seconds + longest_pause + REDELIVERY_MARGIN_SECONDS
 {%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}

@@ -51,7 +51,7 @@ class JobLifecycle(TaskiqMiddleware):
         super().__init__()
         self._broker = broker
         self._attempts = settings.job_attempts
-        self._backoff_seconds = settings.job_retry_backoff_seconds
+        self._pause_seconds = settings.job_retry_pause_seconds
         self._timeout_seconds = settings.job_timeout_seconds
         self._outcomes = outcomes
 
@@ -80,7 +80,7 @@ class JobLifecycle(TaskiqMiddleware):
             if self._outcomes is not None:
                 self._outcomes.job_dead_lettered(message)
             return
-        pause = self._backoff_seconds * (1 << (attempt - 1))
+        pause = self._pause_seconds(attempt)
         logger.warning(
             "job attempt failed, retrying",
             extra={**context, "error_type": error_type, "retry_in_seconds": pause},
