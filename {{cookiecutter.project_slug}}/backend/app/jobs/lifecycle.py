@@ -11,6 +11,7 @@ worker that dies meanwhile loses nothing, the message is delivered again.
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
@@ -40,8 +41,9 @@ class AttemptOutcomes(Protocol):
     def job_dead_lettered(self, message: TaskiqMessage) -> None: ...
 
 
-def attempt_of(message: TaskiqMessage) -> int:
-    return int(message.labels.get(ATTEMPT_LABEL, 1))
+def attempt_of(labels: Mapping[str, Any]) -> int:
+    """The attempt a message's (or a saved result's) labels name, from 1."""
+    return int(labels.get(ATTEMPT_LABEL, 1))
 
 
 class JobLifecycle(TaskiqMiddleware):
@@ -58,14 +60,17 @@ class JobLifecycle(TaskiqMiddleware):
     async def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         message.labels[TIMEOUT_LABEL] = self._timeout_seconds
         await record_state(
-            self._broker.result_backend, message.task_id, JobState.RUNNING, attempt_of(message)
+            self._broker.result_backend,
+            message.task_id,
+            JobState.RUNNING,
+            attempt_of(message.labels),
         )
         return message
 
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
     ) -> None:
-        attempt = attempt_of(message)
+        attempt = attempt_of(message.labels)
         # The message alone: the error's may carry the job's data.
         context = {"task": message.task_name, "job_id": message.task_id, "attempt": attempt}
         error_type = type(exception).__name__

@@ -12,6 +12,7 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis.exceptions import ResultIsMissingError
 
+from app.jobs.lifecycle import attempt_of
 from app.jobs.states import JobState, record_state
 
 
@@ -65,26 +66,28 @@ class JobQueue:
 
     async def job(self, job_id: str) -> Job | None:
         """The job's state, or None for an id never sent or whose result has expired."""
-        results = self._broker.result_backend
         try:
-            if await results.is_result_ready(job_id):
-                result = await results.get_result(job_id)
-                return Job(
-                    id=job_id,
-                    status=JobState.FAILED if result.is_err else JobState.SUCCEEDED,
-                    attempt=int(result.labels.get("attempt", 1)),
-                    result=None if result.is_err else result.return_value,
-                    error=type(result.error).__name__ if result.error is not None else None,
-                )
-            progress = await results.get_progress(job_id)
-        except ResultIsMissingError:  # expired since it was found
-            return None
+            return await self._job(job_id)
         except RedisError as error:
             raise QueueUnavailable from error
-        if progress is None:
-            return None
-        meta = progress.meta if isinstance(progress.meta, dict) else {}
-        return Job(id=job_id, status=JobState(progress.state), attempt=meta.get("attempt", 1))
+
+    async def _job(self, job_id: str) -> Job | None:
+        results = self._broker.result_backend
+        try:
+            result = await results.get_result(job_id)
+        except ResultIsMissingError:  # not finished, never sent, or expired
+            progress = await results.get_progress(job_id)
+            if progress is None:
+                return None
+            meta = progress.meta if isinstance(progress.meta, dict) else {}
+            return Job(id=job_id, status=JobState(progress.state), attempt=meta.get("attempt", 1))
+        return Job(
+            id=job_id,
+            status=JobState.FAILED if result.is_err else JobState.SUCCEEDED,
+            attempt=attempt_of(result.labels),
+            result=None if result.is_err else result.return_value,
+            error=type(result.error).__name__ if result.error is not None else None,
+        )
 
 
 # The lifespan state key of the queue: Starlette copies the lifespan's state into every request.

@@ -75,7 +75,7 @@ class JobSpans:
             kind=SpanKind.CONSUMER,
             attributes={
                 **self._attributes("process", message.task_name, message.task_id),
-                JOB_ATTEMPT: attempt_of(message),
+                JOB_ATTEMPT: attempt_of(message.labels),
             },
         )
         attempt_context = trace.set_span_in_context(span)
