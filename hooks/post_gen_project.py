@@ -52,6 +52,8 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
         "deploy/kubernetes/values/kube-prometheus-stack.yaml",
         "deploy/kubernetes/values/loki.yaml",
         "deploy/kubernetes/values/tempo.yaml",
+        "deploy/kubernetes/chart/templates/worker-service.yaml",
+        "deploy/kubernetes/chart/templates/worker-servicemonitor.yaml",
     ),
     # With the stack on, the database's telemetry goes too.
     ("database", "postgres"): (
@@ -83,6 +85,12 @@ KEPT_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
         "observability/prometheus/rules/worker-alerts.yml",
         "observability/prometheus/rules/tests/worker-alerts.test.yml",
         "observability/grafana/dashboards/worker.json",
+        "deploy/kubernetes/redis",
+        "deploy/kubernetes/chart/templates/_worker.tpl",
+        "deploy/kubernetes/chart/templates/worker-deployment.yaml",
+        "deploy/kubernetes/chart/templates/worker-pdb.yaml",
+        "deploy/kubernetes/chart/templates/worker-service.yaml",
+        "deploy/kubernetes/chart/templates/worker-servicemonitor.yaml",
     ),
     ("log_collector", "promtail"): ("observability/promtail",),
     ("log_collector", "alloy"): ("observability/alloy",),

@@ -138,21 +138,6 @@ def check_release_name(answers: Mapping[str, object]) -> list[str]:
     ]
 
 
-def check_worker_platform(answers: Mapping[str, object]) -> list[str]:
-    """The worker runs with compose; its Kubernetes objects are not written yet (a chart
-    without them would send jobs no pod runs)."""
-    if answers.get("worker") != "taskiq" or answers.get("kubernetes") != "yes":
-        return []
-    return [
-        problem(
-            "worker",
-            "taskiq",
-            "not yet with kubernetes=yes (the chart has no worker or Redis yet); "
-            "choose kubernetes=no, or worker=none",
-        )
-    ]
-
-
 def validate(answers: Mapping[str, object]) -> list[str]:
     """Every problem with the answers, one line each; empty when they are all valid."""
     return [
@@ -162,7 +147,6 @@ def validate(answers: Mapping[str, object]) -> list[str]:
         *check_email(answers),
         *check_ports(answers),
         *check_choices(answers),
-        *check_worker_platform(answers),
     ]
 
 

@@ -42,7 +42,6 @@ CHOICE_OPTIONS = [
 ]
 # The log collector is part of the stack: without it only its default is rendered. The
 # Kubernetes files do not depend on the Python version: kubernetes=yes with its default only.
-# The worker does not combine with Kubernetes yet.
 CHOICE_COMBINATIONS = [
     answers
     for values in itertools.product(*(COOKIECUTTER_JSON[name] for name in CHOICE_OPTIONS))
@@ -55,8 +54,6 @@ CHOICE_COMBINATIONS = [
         answers["kubernetes"] == "no"
         or answers["python_version"] == COOKIECUTTER_JSON["python_version"][0]
     )
-    # Refused by the pre-generation hook until the chart runs the worker.
-    and not (answers["kubernetes"] == "yes" and answers["worker"] == "taskiq")
 ]
 
 

@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import COOKIECUTTER_JSON, DATABASE_AND_OBSERVABILITY
+from conftest import COOKIECUTTER_JSON, DATABASE_AND_OBSERVABILITY, WITH_WORKER
 
 DEPLOY = Path("deploy/kubernetes")
 CHART = DEPLOY / "chart"
 K8S_SCRIPT = DEPLOY / "k8s.py"
 RELEASE = "my-service"  # the default project_slug: the release and its namespace
 # Every rendering with different Kubernetes files: each database/observability combination,
-# and the other log collector (the cluster collects with Alloy either way).
+# the worker's two, and the other log collector (the cluster collects with Alloy either way).
 KUBERNETES_VARIANTS = [
     *({"kubernetes": "yes", **answers} for answers in DATABASE_AND_OBSERVABILITY),
+    *({"kubernetes": "yes", **answers} for answers in WITH_WORKER),
     {"kubernetes": "yes", "log_collector": COOKIECUTTER_JSON["log_collector"][1]},
 ]
 # The paths the chart's probes ask, in the order startup, liveness, readiness.
@@ -56,6 +57,14 @@ def upstream_charts(project: Path) -> list[dict[str, str]]:
 
 def load_all(text: str) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(text) if document]
+
+
+def applied_objects(project: Path) -> list[dict[str, Any]]:
+    """What k8s.py applies with kubectl outside the service's release: the PostgreSQL cluster
+    with postgres, Redis with the worker."""
+    paths = sorted((project / DEPLOY).glob("postgres/*.yaml"))
+    paths += sorted((project / DEPLOY).glob("redis/*.yaml"))
+    return [item for path in paths for item in load_all(path.read_text())]
 
 
 def copy_with_synced_chart(project: Path, destination: Path) -> Path:
@@ -103,6 +112,17 @@ def helm_template(helm_binary: str, project: Path, *values: str) -> list[dict[st
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [item for item in objects if item["kind"] == kind]
+
+
+def owned_by(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of `kind` that belongs to `name`, `backend` or `worker` (its label
+    app.kubernetes.io/name, as the compose service is named)."""
+    (item,) = [
+        item
+        for item in of_kind(objects, kind)
+        if item["metadata"].get("labels", {}).get("app.kubernetes.io/name") == name
+    ]
+    return item
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:

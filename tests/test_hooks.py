@@ -127,12 +127,6 @@ def test_each_rule_rejects_a_bad_answer_with_one_line_naming_it(
     assert "\n" not in problems[0]
 
 
-def test_the_worker_is_refused_with_kubernetes_until_the_chart_runs_it() -> None:
-    (line,) = pre_gen.validate({**VALID, "worker": "taskiq", "kubernetes": "yes"})
-    assert line.startswith("worker='taskiq' is not allowed: not yet with kubernetes=yes")
-    assert pre_gen.validate({**VALID, "worker": "taskiq", "kubernetes": "no"}) == []
-
-
 def test_the_workers_port_is_taken_only_with_the_worker() -> None:
     assert pre_gen.validate({**VALID, "backend_port": "8001"}) == []
     (line,) = pre_gen.validate({**VALID, "backend_port": "8001", "worker": "taskiq"})
@@ -298,33 +292,25 @@ def test_prune_list_matches_the_rendered_trees(
     render_once: Callable[..., Path], option: str, value: str
 ) -> None:
     """For each answer, its render against the render of each other value of its option, the
-    other features on (each prunes files of the others too; kubernetes and the worker, which
-    do not combine yet, one at a time): exactly the paths listed under it are what only it
-    has, and each listed path is rendered."""
+    other features on (each prunes files of the others too): exactly the paths listed under
+    it are what only it has, and each listed path is rendered."""
     declared = post_gen.KEPT_ONLY_WHEN.get((option, value), ())
-    exclusive = [{"kubernetes": "no"}, {"worker": "none"}]
-    bases = [
-        {feature: on for feature, on in post_gen.FEATURES.items() if feature != option} | off
-        for off in exclusive
-        if option not in off
-    ]
-    rendered: set[str] = set()
-    for base in bases:
-        chosen = render_once(**base, **{option: value})
-        rendered |= {listed for listed in declared if (chosen / listed).exists()}
-        for other_value in (other for other in COOKIECUTTER_JSON[option] if other != value):
-            other = render_once(**base, **{option: other_value})
-            survivors = [listed for listed in declared if (other / listed).exists()]
-            assert not survivors, f"{survivors} survived {option}={other_value}"
-            only_here = relative_files(chosen) - relative_files(other)
-            uncovered = sorted(
-                path
-                for path in only_here
-                if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
-            )
-            assert not uncovered, (
-                f"only with {option}={value}, missing from the prune list: {uncovered}"
-            )
+    base = {feature: on for feature, on in post_gen.FEATURES.items() if feature != option}
+    chosen = render_once(**base, **{option: value})
+    rendered = {listed for listed in declared if (chosen / listed).exists()}
+    for other_value in (other for other in COOKIECUTTER_JSON[option] if other != value):
+        other = render_once(**base, **{option: other_value})
+        survivors = [listed for listed in declared if (other / listed).exists()]
+        assert not survivors, f"{survivors} survived {option}={other_value}"
+        only_here = relative_files(chosen) - relative_files(other)
+        uncovered = sorted(
+            path
+            for path in only_here
+            if not any(path == listed or path.startswith(f"{listed}/") for listed in declared)
+        )
+        assert not uncovered, (
+            f"only with {option}={value}, missing from the prune list: {uncovered}"
+        )
     assert set(declared) == rendered, f"listed but never rendered: {set(declared) - rendered}"
 
 

@@ -23,7 +23,14 @@ import kubernetes_validate
 import pytest
 import yaml
 from alloy_syntax import ALLOY_COMPONENTS, Block, Reference, component, parse
-from conftest import PINNED_BUILD_HINT, TEMPLATE_DIR, combination_id, require_tool
+from conftest import (
+    COOKIECUTTER_JSON,
+    PINNED_BUILD_HINT,
+    TEMPLATE_DIR,
+    combination_id,
+    require_tool,
+    resolved_compose,
+)
 from kubernetes_checks import (
     CHART,
     DEPLOY,
@@ -31,12 +38,14 @@ from kubernetes_checks import (
     KUBERNETES_VARIANTS,
     PROBES,
     RELEASE,
+    applied_objects,
     copy_with_synced_chart,
     helm,
     helm_template,
     kind_node_image,
     load_all,
     of_kind,
+    owned_by,
     pod_specs,
     restricted_problems,
     run_k8s_script,
@@ -44,7 +53,7 @@ from kubernetes_checks import (
     tool_versions,
     upstream_charts,
 )
-from stack_checks import load
+from stack_checks import load, unfilled_ci_variables
 
 Render = Callable[..., Path]
 KUBERNETES_WORDS = re.compile(r"kubernetes|k8s|helm|kubectl|cloudnative|cnpg", re.IGNORECASE)
@@ -75,6 +84,10 @@ def has_stack(project: Path) -> bool:
 
 def has_database(project: Path) -> bool:
     return (project / "backend/app/db").is_dir()
+
+
+def has_worker(project: Path) -> bool:
+    return (project / "backend/app/jobs").is_dir()
 
 
 # --- The option ------------------------------------------------------------------------
@@ -205,6 +218,14 @@ def test_up_installs_each_part_after_what_it_needs(synced_project: Path, stand_i
         )
         ready = first(r"kubectl .*wait .*--for=condition=Ready cluster.postgresql.cnpg.io/")
         assert operator < cluster_applied < ready < service
+    if has_worker(synced_project):
+        namespace = first(r"kubectl .*create namespace my-service ")
+        secret = first(r"kubectl .*create secret generic redis -n my-service ")
+        # The password, from .env, is never printed.
+        assert "--from-literal=password=***" in lines[secret]
+        redis = first(r"kubectl .*apply -n my-service --filename=\S+/redis/valkey.yaml")
+        ready = first(r"kubectl .*rollout status statefulset/redis --timeout=\S+ -n my-service")
+        assert namespace < secret < redis < ready < service
     for command in plan:
         if "--values" in command:
             assert Path(command[command.index("--values") + 1]).is_file()
@@ -221,6 +242,17 @@ def test_up_on_an_existing_cluster_uses_its_context_and_a_pushed_image(
     (service,) = [command for command in plan if RELEASE in command and "upgrade" in command]
     assert "--set=image.repository=registry.test/b" in service
     assert "--set=image.tag=1.2.3" in service
+
+
+@pytest.mark.slow
+def test_k8s_py_passes_strict_type_checking(k8s_project: Path) -> None:
+    """The project's mypy reads only the backend: k8s.py, standard library only, is checked
+    here, strictly, in each of its renders."""
+    command = [sys.executable, "-m", "mypy", "--strict", "--cache-dir=/dev/null", str(K8S_SCRIPT)]
+    result = subprocess.run(
+        command, cwd=k8s_project, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_missing_tool_is_named_with_its_version_and_install_page(k8s_project: Path) -> None:
@@ -274,16 +306,25 @@ def test_the_chart_renders_the_objects_of_its_options(
     if has_database(synced_project):
         expected |= {"Job"}
     assert kinds == sorted(expected)
+    owners = {
+        (item["kind"], item["metadata"]["labels"]["app.kubernetes.io/name"]) for item in manifests
+    }
+    worker = {("Deployment", "worker"), ("PodDisruptionBudget", "worker")}
+    if has_stack(synced_project):
+        worker |= {("Service", "worker"), ("ServiceMonitor", "worker")}
+    assert {owner for owner in owners if owner[1] == "worker"} == (
+        worker if has_worker(synced_project) else set()
+    )
     assert not of_kind(manifests, "Secret")
     assert secret_values(manifests, "helm template") == []
 
 
 @pytest.mark.slow
 def test_every_pod_passes_the_restricted_pod_security_standard(
-    manifests: list[dict[str, Any]],
+    manifests: list[dict[str, Any]], synced_project: Path
 ) -> None:
-    pods = list(pod_specs(manifests))
-    assert pods
+    pods = list(pod_specs(manifests + applied_objects(synced_project)))
+    assert len(pods) == 1 + has_database(synced_project) + 2 * has_worker(synced_project)
     assert [problem for name, pod in pods for problem in restricted_problems(name, pod)] == []
 
 
@@ -331,7 +372,7 @@ def test_the_restricted_check_catches_each_rule() -> None:
 def test_the_probes_follow_the_health_contract(
     manifests: list[dict[str, Any]], synced_project: Path
 ) -> None:
-    (deployment,) = of_kind(manifests, "Deployment")
+    deployment = owned_by(manifests, "Deployment", "backend")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     paths = [container[probe]["httpGet"]["path"] for probe in PROBES]
     assert paths == ["/health/startup", "/health/live", "/health/ready"]
@@ -359,12 +400,41 @@ def test_latest_and_a_missing_tag_are_refused(helm_binary: str, synced_project: 
 
 
 @pytest.mark.slow
+def test_one_secret_is_replaced_by_the_readme_s_command_and_the_others_kept(
+    helm_binary: str, manifests: list[dict[str, Any]], synced_project: Path
+) -> None:
+    """deploy/kubernetes/README.md points the chart at a Secret of the user's (an external
+    database or queue) with one `--set`: that Secret's variables move to it, the rest stay."""
+    sources = chart_values(synced_project)["envFromSecrets"]
+    readme = (synced_project / DEPLOY / "README.md").read_text()
+    for source in sources:
+        replacement = f"envFromSecrets.{source}.secretName=my-{source}"
+        assert f"--set {replacement.replace(f'my-{source}', '')}" in readme
+        changed = helm_template(helm_binary, synced_project, replacement)
+        for item in of_kind(manifests, "Deployment"):
+            (before,) = item["spec"]["template"]["spec"]["containers"]
+            (after,) = [
+                other["spec"]["template"]["spec"]["containers"][0]
+                for other in of_kind(changed, "Deployment")
+                if other["metadata"]["name"] == item["metadata"]["name"]
+            ]
+            moved = set(sources[source]["keys"])
+            expected = [
+                {**variable, "valueFrom": {"secretKeyRef": {
+                    **variable["valueFrom"]["secretKeyRef"], "name": f"my-{source}"}}}
+                if variable["name"] in moved else variable
+                for variable in before["env"]
+            ]  # fmt: skip
+            assert after["env"] == expected
+
+
+@pytest.mark.slow
 def test_autoscaling_replaces_the_fixed_replica_count(
     helm_binary: str, synced_project: Path
 ) -> None:
     objects = helm_template(helm_binary, synced_project, "autoscaling.enabled=true")
     (autoscaler,) = of_kind(objects, "HorizontalPodAutoscaler")
-    (deployment,) = of_kind(objects, "Deployment")
+    deployment = owned_by(objects, "Deployment", "backend")
     assert "replicas" not in deployment["spec"]
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert autoscaler["spec"]["minReplicas"] >= 2
@@ -415,10 +485,10 @@ def test_every_object_is_valid_for_the_pinned_kubernetes(
 ) -> None:
     minor = kubernetes_minor(synced_project)
     objects = manifests + helm_template(helm_binary, synced_project, "autoscaling.enabled=true")
+    objects += applied_objects(synced_project)
     custom = [item for item in objects if item["apiVersion"].startswith(CUSTOM_RESOURCE_GROUPS)]
     core = [item for item in objects if item not in custom]
-    if has_database(synced_project):
-        custom += load_all((synced_project / DEPLOY / "postgres/cluster.yaml").read_text())
+    assert ("StatefulSet" in {item["kind"] for item in core}) is has_worker(synced_project)
     assert kubernetes_schema_problems(core, minor) == []
     assert {item["kind"] for item in custom} <= {"ServiceMonitor", "PrometheusRule", "Cluster"}
     assert custom_resource_problems(custom) == [[] for _ in custom]
@@ -428,7 +498,7 @@ def test_every_object_is_valid_for_the_pinned_kubernetes(
 def test_the_schema_checks_refuse_an_unknown_field_and_a_wrong_value(
     manifests: list[dict[str, Any]], synced_project: Path
 ) -> None:
-    (deployment,) = json.loads(json.dumps(of_kind(manifests, "Deployment")))
+    deployment = json.loads(json.dumps(owned_by(manifests, "Deployment", "backend")))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
     assert kubernetes_schema_problems([deployment], kubernetes_minor(synced_project)) != []
     custom = [
@@ -519,9 +589,9 @@ def test_the_datasources_keep_their_uids_and_reach_the_cluster_services(
     assert {source["uid"] for source in cluster} == {"prometheus", "alertmanager", "loki", "tempo"}
     # The datasource's scrape interval is the ServiceMonitor's, as it is compose's.
     (prometheus,) = [source for source in cluster if source["uid"] == "prometheus"]
-    (monitor,) = of_kind(stack_manifests, "ServiceMonitor")
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["interval"] == prometheus["jsonData"]["timeInterval"]
+    for monitor in of_kind(stack_manifests, "ServiceMonitor"):
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["interval"] == prometheus["jsonData"]["timeInterval"]
 
 
 def service_url(values: dict[str, Any], compose_url: str) -> str:
@@ -655,12 +725,16 @@ def compose_alloy_config(render_once: Render) -> str:
 
 
 def test_alloy_in_the_cluster_makes_the_streams_compose_makes(
-    k8s_project: Path, compose_alloy_config: str
+    k8s_project: Path, k8s_answers: dict[str, str], render_once: Render
 ) -> None:
     if not has_stack(k8s_project):
         pytest.skip("include_observability=no")
+    # Compose's collector of the same services (the worker's too, with it).
+    worker = k8s_answers.get("worker", COOKIECUTTER_JSON["worker"][0])
+    compose = render_once(include_observability="yes", log_collector="alloy", worker=worker)
+    compose_config = (compose / "observability/alloy/config.alloy").read_text()
     config = (k8s_project / DEPLOY / "alloy/config.alloy").read_text()
-    assert k8s_alloy_problems(config, compose_alloy_config, RELEASE) == []
+    assert k8s_alloy_problems(config, compose_config, RELEASE) == []
 
 
 K8S_ALLOY_MUTANTS = [
@@ -683,6 +757,140 @@ def test_a_change_to_the_cluster_alloy_config_is_caught(
     assert k8s_alloy_problems(config.replace(original, mutant), compose_alloy_config, RELEASE)
 
 
+# --- The worker and its Redis ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def worker_project(synced_project: Path) -> Path:
+    if not has_worker(synced_project):
+        pytest.skip("worker=none")
+    return synced_project
+
+
+def environment(container: dict[str, Any]) -> dict[str, Any]:
+    """A container's variables: each plain value, or where in a Secret it is read from."""
+    return {
+        variable["name"]: variable.get("value", variable.get("valueFrom"))
+        for variable in container["env"]
+    }
+
+
+@pytest.mark.slow
+def test_the_worker_runs_compose_s_command_with_the_backend_s_image_and_settings(
+    manifests: list[dict[str, Any]], worker_project: Path
+) -> None:
+    backend_pod = owned_by(manifests, "Deployment", "backend")["spec"]["template"]["spec"]
+    deployment = owned_by(manifests, "Deployment", "worker")
+    pod = deployment["spec"]["template"]["spec"]
+    (backend,) = backend_pod["containers"]
+    (worker,) = pod["containers"]
+    compose = resolved_compose(worker_project)["services"]["worker"]
+    assert worker["image"] == backend["image"]
+    assert worker["command"] == compose["command"]
+    (http,) = worker["ports"]
+    assert compose["command"][-2:] == ["--port", str(http["containerPort"])]
+    # The backend's settings, but for the worker's own name and its settings of compose.
+    own = {"SERVICE_NAME": "worker", "WORKER_CONCURRENCY": "10", "WORKER_SHUTDOWN_SECONDS": "20"}
+    if has_stack(worker_project):
+        own["OTEL_SERVICE_NAME"] = "worker"
+    assert environment(worker) == environment(backend) | own
+    assert {name: compose["environment"][name] for name in own} == own
+    for name in ("REDIS_TIMEOUT", "JOB_ATTEMPTS", "JOB_TIMEOUT_SECONDS", "JOB_RESULT_TTL_SECONDS"):
+        assert environment(worker)[name] == compose["environment"][name], name
+    # Running jobs finish before the kubelet's SIGKILL; until then, a rollout keeps readers.
+    assert float(own["WORKER_SHUTDOWN_SECONDS"]) < pod["terminationGracePeriodSeconds"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert deployment["spec"]["replicas"] >= 2
+    assert [worker[probe]["httpGet"]["path"] for probe in PROBES] == [
+        "/health/startup",
+        "/health/live",
+        "/health/ready",
+    ]
+    assert pod["automountServiceAccountToken"] is False
+    # No backend Service or disruption budget selects a worker, nor the reverse.
+    worker_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = owned_by(manifests, "Service", "backend")
+    assert not service["spec"]["selector"].items() <= worker_labels.items()
+    budget = owned_by(manifests, "PodDisruptionBudget", "worker")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= worker_labels.items()
+    backend_labels = owned_by(manifests, "Deployment", "backend")["spec"]["template"]["metadata"]
+    assert not budget["spec"]["selector"]["matchLabels"].items() <= backend_labels["labels"].items()
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_the_worker_as_the_job_compose_names(
+    manifests: list[dict[str, Any]], worker_project: Path
+) -> None:
+    if not has_stack(worker_project):
+        pytest.skip("include_observability=no")
+    monitor = owned_by(manifests, "ServiceMonitor", "worker")
+    service = owned_by(manifests, "Service", "worker")
+    pod_labels = owned_by(manifests, "Deployment", "worker")["spec"]["template"]["metadata"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert service["spec"]["selector"].items() <= pod_labels["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    # The job is the Service's label jobLabel names; compose's Prometheus names it the same.
+    job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    prometheus = load(worker_project / "observability/prometheus/prometheus.yml")
+    (scrape,) = [job_ for job_ in prometheus["scrape_configs"] if job_["job_name"] == job]
+    assert scrape["static_configs"][0]["targets"] == ["worker:8001"]
+
+
+def test_redis_in_the_cluster_is_compose_s_and_the_chart_reaches_it(
+    k8s_project: Path,
+) -> None:
+    if not has_worker(k8s_project):
+        assert not (k8s_project / DEPLOY / "redis").exists()
+        pytest.skip("worker=none")
+    objects = load_all((k8s_project / DEPLOY / "redis/valkey.yaml").read_text())
+    (service,) = of_kind(objects, "Service")
+    (statefulset,) = of_kind(objects, "StatefulSet")
+    pod = statefulset["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    compose = load(k8s_project / "compose.yml")["services"]["redis"]
+    assert container["image"] == compose["image"]
+    # Ready on compose's healthcheck; the server's password is the one the chart reads.
+    assert compose["healthcheck"]["test"][0] == "CMD-SHELL"
+    assert container["readinessProbe"]["exec"]["command"] == [
+        "sh",
+        "-c",
+        compose["healthcheck"]["test"][1],
+    ]
+    auth = environment(container)["REDISCLI_AUTH"]["secretKeyRef"]
+    assert container["args"][:2] == ["valkey-server", "--appendonly"]
+    arguments = dict(zip(container["args"][1::2], container["args"][2::2], strict=True))
+    assert arguments["--appendonly"] == "yes"
+    assert arguments["--requirepass"] == "$(REDISCLI_AUTH)"
+    assert arguments["--maxmemory-policy"] == "noeviction"
+    chart = chart_values(k8s_project)
+    redis_secret = chart["envFromSecrets"]["redis"]
+    assert (redis_secret["secretName"], redis_secret["keys"]["REDIS_PASSWORD"]) == (
+        auth["name"],
+        auth["key"],
+    )
+    # The chart's REDIS_HOST is the Service, on the port the settings default to.
+    assert (
+        chart["env"]["REDIS_HOST"]
+        == service["metadata"]["name"]
+        == statefulset["spec"]["serviceName"]
+    )
+    assert [port["port"] for port in service["spec"]["ports"]] == [6379]
+    settings = (k8s_project / "backend/app/settings.py").read_text()
+    assert "redis_port: int = Field(default=6379," in settings
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (volume,) = statefulset["spec"]["volumeClaimTemplates"]
+    (mount,) = container["volumeMounts"]
+    assert (mount["name"], mount["mountPath"]) == (volume["metadata"]["name"], "/data")
+    # k8s.py writes the Secret, and applies this file, under these names.
+    script = (k8s_project / K8S_SCRIPT).read_text()
+    assert f'REDIS_NAME = "{auth["name"]}"' in script
+    assert statefulset["metadata"]["name"] == auth["name"]
+
+
 # --- The database: CloudNativePG, and migrations before a release serves ------------------
 
 
@@ -694,8 +902,8 @@ def test_migrations_run_once_before_the_release_changes_anything(
         assert not of_kind(manifests, "Job")
         return
     (job,) = of_kind(manifests, "Job")
-    (deployment,) = of_kind(manifests, "Deployment")
-    (service,) = of_kind(manifests, "Service")
+    deployment = owned_by(manifests, "Deployment", "backend")
+    service = owned_by(manifests, "Service", "backend")
     annotations = job["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
@@ -716,7 +924,7 @@ def test_the_database_secret_is_the_one_the_cluster_writes(k8s_project: Path) ->
     if not has_database(k8s_project):
         pytest.skip("database=none")
     (cluster,) = load_all((k8s_project / DEPLOY / "postgres/cluster.yaml").read_text())
-    (secret,) = chart_values(k8s_project)["envFromSecrets"]
+    secret = chart_values(k8s_project)["envFromSecrets"]["database"]
     assert secret["secretName"] == f"{cluster['metadata']['name']}-app"
     assert secret["keys"] == {
         "POSTGRES_HOST": "host",
@@ -735,7 +943,8 @@ def test_the_database_secret_is_the_one_the_cluster_writes(k8s_project: Path) ->
 
 def test_no_secret_value_in_any_values_file(k8s_project: Path) -> None:
     files = [k8s_project / CHART / "values.yaml", *(k8s_project / DEPLOY).glob("*/*.yaml")]
-    assert [problem for path in files for problem in secret_values(load(path), path.name)] == []
+    documents = [(path.name, document) for path in files for document in load_all(path.read_text())]
+    assert [problem for name, item in documents for problem in secret_values(item, name)] == []
 
 
 def test_the_secret_value_check_finds_one() -> None:
@@ -771,6 +980,8 @@ def test_the_rendered_ci_deploys_to_kind_with_the_pinned_tools(k8s_project: Path
     assert down["if"] == "always()"
     pinned = {name.split("_")[0].lower(): version for name, version in job["env"].items()}
     assert pinned == tool_versions(k8s_project)
+    # The .env k8s.py reads its passwords from.
+    assert unfilled_ci_variables(k8s_project) == []
 
 
 def test_the_make_targets_call_k8s_py(k8s_project: Path) -> None:
@@ -788,18 +999,25 @@ def test_the_longest_slug_gives_names_kubernetes_accepts(
     helm_binary: str, render_once: Render, tmp_path: Path
 ) -> None:
     """A 53-character slug (the most the hook accepts with kubernetes=yes) names the release,
-    the namespace and the database cluster, whose Services add a suffix of their own."""
+    the namespace and the database cluster, whose Services add a suffix of their own; the
+    worker's objects add theirs."""
     slug = "a" * 26 + "-" + "b" * 26
     project = copy_with_synced_chart(
-        render_once(kubernetes="yes", project_slug=slug), tmp_path / "project"
+        render_once(kubernetes="yes", worker="taskiq", project_slug=slug), tmp_path / "project"
     )
     sets = ["--namespace", slug]
     result = helm(helm_binary, "template", slug, str(CHART), *sets, cwd=project)
     assert result.returncode == 0, result.stderr
     dns_labels = {"Deployment", "Service", "Job", "ServiceAccount", "PodDisruptionBudget"}
-    for item in load_all(result.stdout):
-        if item["kind"] in dns_labels:
-            assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", item["metadata"]["name"])
+    names = [
+        (item["kind"], item["metadata"]["name"])
+        for item in load_all(result.stdout)
+        if item["kind"] in dns_labels
+    ]
+    assert len(names) == len(set(names))
+    assert {kind for kind, name in names if name.endswith("-worker")} >= {"Deployment", "Service"}
+    for _, name in names:
+        assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name)
     (cluster,) = load_all((project / DEPLOY / "postgres/cluster.yaml").read_text())
     assert len(f"{cluster['metadata']['name']}-rw") <= 63  # CloudNativePG's read-write Service
 

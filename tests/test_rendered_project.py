@@ -76,13 +76,12 @@ def rendered_and_installed(answers: dict[str, str], render_once: Callable[..., P
     """`answers` rendered (python_version of this machine) and `make install`ed.
 
     Rendered apart from the session's shared trees, since installing writes into it. With
-    kubernetes=yes, whose files are a superset: `make lint` reads deploy/kubernetes/k8s.py too
-    (but with the worker, which does not combine with it yet)."""
+    kubernetes=yes, whose files are a superset: `make lint` reads deploy/kubernetes/k8s.py too."""
     assert PYTHON_VERSION in COOKIECUTTER_JSON["python_version"], "no choice for this Python"
     project = render_once(
         **answers,
         python_version=PYTHON_VERSION,
-        kubernetes="no" if answers.get("worker") == "taskiq" else "yes",
+        kubernetes="yes",
         project_name=f"Installed {' '.join(answers.values())}",
     )
     make(project, "install", timeout=INSTALL_TIMEOUT)

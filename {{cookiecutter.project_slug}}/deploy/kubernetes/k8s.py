@@ -1,7 +1,7 @@
 """Run the project on Kubernetes: a local kind cluster, the official charts, the service's chart.
 
     python deploy/kubernetes/k8s.py up       # cluster, charts, service; waits until all is ready
-    python deploy/kubernetes/k8s.py check    # the service's probes{% if cookiecutter.include_observability == "yes" %} and the stack check through Grafana{% endif %}
+    python deploy/kubernetes/k8s.py check    # the service's probes{% if cookiecutter.worker == "taskiq" %} and the worker's{% endif %}{% if cookiecutter.include_observability == "yes" %}, the stack check through Grafana{% endif %}
     python deploy/kubernetes/k8s.py down     # delete the kind cluster
 {%- if cookiecutter.include_observability == "yes" %}
     python deploy/kubernetes/k8s.py sync     # copy the dashboards and rules into the chart
@@ -124,12 +124,23 @@ UPSTREAM_CHARTS: tuple[UpstreamChart, ...] = (
 POSTGRES_CLUSTER = DEPLOY_DIR / "postgres" / "cluster.yaml"
 POSTGRES_CLUSTER_NAME = f"{PROJECT}-db"
 {%- endif %}
+{%- if cookiecutter.worker == "taskiq" %}
+
+# Redis for the job queue: outside the service's release, so that uninstalling or rolling
+# back the service never loses a queued job. Its password is REDIS_PASSWORD of .env, as in
+# compose, in the Secret both the server and the chart's envFromSecrets read.
+REDIS = DEPLOY_DIR / "redis" / "valkey.yaml"
+REDIS_NAME = "redis"
+# The worker's Deployment (chart/templates/_worker.tpl) and the port of its probes.
+WORKER_DEPLOYMENT = f"{PROJECT}-worker"
+WORKER_PORT = 8001
+{%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
 
 # Grafana's admin account, from .env like compose's, into the Secret the Grafana of
 # kube-prometheus-stack reads (values/kube-prometheus-stack.yaml: grafana.admin).
 GRAFANA_ADMIN_SECRET = "grafana-admin"
-GRAFANA_SERVICE = "kube-prometheus-stack-grafana"
+GRAFANA_SERVICE = "service/kube-prometheus-stack-grafana"
 
 # Alertmanager's routing, compose's file, into the Secret the Alertmanager of
 # kube-prometheus-stack takes its whole configuration from (values/kube-prometheus-stack.yaml:
@@ -215,6 +226,8 @@ def sync() -> list[Path]:
             copies.append(copy)
     print(f"synced {len(copies)} files into {CHART_DIR.relative_to(PROJECT_DIR)}")
     return copies
+{%- endif %}
+{%- if cookiecutter.include_observability == "yes" or cookiecutter.worker == "taskiq" %}
 
 
 def dotenv() -> dict[str, str]:
@@ -226,6 +239,8 @@ def dotenv() -> dict[str, str]:
         for line in env_file.read_text(encoding="utf-8").splitlines()
         if "=" in line and not line.lstrip().startswith("#")
     )
+{%- endif %}
+{%- if cookiecutter.include_observability == "yes" %}
 
 
 def apply_grafana_admin(run: Runner) -> None:
@@ -270,6 +285,22 @@ def apply_alertmanager_config(run: Runner) -> None:
     literal = "--from-literal=alertmanager.yaml="
     run.apply(*secret, literal + config, shown=[*secret, literal + "***"])
 {%- endif %}
+{%- if cookiecutter.worker == "taskiq" %}
+
+
+def apply_redis(run: Runner) -> None:
+    """The Secret of Redis's password (never printed), then Redis, then a wait until it
+    answers."""
+    password = dotenv().get("REDIS_PASSWORD", "")
+    if not password:
+        sys.exit("REDIS_PASSWORD is empty in .env: set one, as compose asks")
+    secret = ["create", "secret", "generic", REDIS_NAME, "-n", NAMESPACE]
+    literal = "--from-literal=password="
+    run.apply(*secret, literal + password, shown=[*secret, literal + "***"])
+    run.run(run.kubectl("apply", "-n", NAMESPACE, f"--filename={REDIS}"))
+    rollout = ["rollout", "status", f"statefulset/{REDIS_NAME}", "--timeout=5m"]
+    run.run(run.kubectl(*rollout, "-n", NAMESPACE))
+{%- endif %}
 
 
 def build_image(run: Runner) -> str:
@@ -311,11 +342,16 @@ def up(run: Runner, image: str | None) -> None:
 {%- endif %}
     for chart in UPSTREAM_CHARTS:
         install_upstream(run, chart)
-{%- if cookiecutter.database == "postgres" %}
+{%- if cookiecutter.database == "postgres" or cookiecutter.worker == "taskiq" %}
     run.apply("create", "namespace", NAMESPACE)
+{%- endif %}
+{%- if cookiecutter.worker == "taskiq" %}
+    apply_redis(run)
+{%- endif %}
+{%- if cookiecutter.database == "postgres" %}
     run.run(run.kubectl("apply", "-n", NAMESPACE, f"--filename={POSTGRES_CLUSTER}"))
-    cluster = f"cluster.postgresql.cnpg.io/{POSTGRES_CLUSTER_NAME}"
-    ready = ["--for=condition=Ready", cluster, "--timeout=10m"]
+    postgres = f"cluster.postgresql.cnpg.io/{POSTGRES_CLUSTER_NAME}"
+    ready = ["--for=condition=Ready", postgres, "--timeout=10m"]
     run.run(run.kubectl("wait", "-n", NAMESPACE, *ready))
 {%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
@@ -323,8 +359,8 @@ def up(run: Runner, image: str | None) -> None:
 {%- endif %}
     image_values = [f"--set=image.repository={repository}", f"--set=image.tag={tag}"]
     namespace = ["--namespace", NAMESPACE, "--create-namespace"]
-    chart = [PROJECT, str(CHART_DIR), *namespace, *image_values]
-    run.run(run.helm(*UPGRADE, *chart, *WAIT))
+    release = [PROJECT, str(CHART_DIR), *namespace, *image_values]
+    run.run(run.helm(*UPGRADE, *release, *WAIT))
     print(f"ready: python deploy/kubernetes/k8s.py check (context {run.context})")
 
 
@@ -335,11 +371,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def port_forward(run: Runner, namespace: str, service: str, port: int) -> Iterator[str]:
-    """A local URL to a Service, through `kubectl port-forward`, while the block runs."""
+def port_forward(run: Runner, namespace: str, target: str, port: int) -> Iterator[str]:
+    """A local URL to a Service or a pod of a Deployment (`service/NAME`, `deployment/NAME`),
+    through `kubectl port-forward`, while the block runs."""
     local = free_port()
-    target = [f"--namespace={namespace}", f"service/{service}", f"{local}:{port}"]
-    command = run.kubectl("port-forward", *target)
+    forward = [f"--namespace={namespace}", target, f"{local}:{port}"]
+    command = run.kubectl("port-forward", *forward)
     print("+ " + shlex.join(command), flush=True)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
@@ -350,21 +387,30 @@ def port_forward(run: Runner, namespace: str, service: str, port: int) -> Iterat
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    sys.exit(f"kubectl port-forward to {service} failed ({local})")
+                    sys.exit(f"kubectl port-forward to {target} failed ({local})")
                 time.sleep(0.5)
         yield f"http://127.0.0.1:{local}"
     finally:
         process.terminate()
 
 
+def check_probes(url: str, name: str) -> None:
+    for path in HEALTH_PATHS:
+        with urllib.request.urlopen(url + path, timeout=10) as response:
+            print(f"ok: {name} {path} answers {response.status}")
+
+
 def check(run: Runner) -> None:
-    """The service's probes through its Service{% if cookiecutter.include_observability == "yes" %}, then stack_check.py through Grafana{% endif %}."""
+    """The service's probes through its Service{% if cookiecutter.worker == "taskiq" %}, a worker's{% endif %}{% if cookiecutter.include_observability == "yes" %}, then stack_check.py through Grafana{% endif %}."""
     require_tools(["kubectl"])
     run.context = run.context or f"kind-{PROJECT}"
-    with port_forward(run, NAMESPACE, f"{PROJECT}-backend", 80) as backend:
-        for path in HEALTH_PATHS:
-            with urllib.request.urlopen(backend + path, timeout=10) as response:
-                print(f"ok: {path} answers {response.status}")
+{%- if cookiecutter.worker == "taskiq" %}
+    deployment = f"deployment/{WORKER_DEPLOYMENT}"
+    with port_forward(run, NAMESPACE, deployment, WORKER_PORT) as worker:
+        check_probes(worker, "worker")
+{%- endif %}
+    with port_forward(run, NAMESPACE, f"service/{PROJECT}-backend", 80) as backend:
+        check_probes(backend, "backend")
 {%- if cookiecutter.include_observability == "yes" %}
         with port_forward(run, "monitoring", GRAFANA_SERVICE, 80) as grafana:
             urls = {"GRAFANA_URL": grafana, "BACKEND_URL": backend}

@@ -40,9 +40,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
 {{- end }}
-{{- range .Values.envFromSecrets }}
-{{- $secret := required "envFromSecrets[].secretName is required" .secretName }}
-{{- range $name, $key := .keys }}
+{{- range $source, $from := .Values.envFromSecrets }}
+{{- $secret := required (printf "envFromSecrets.%s.secretName is required" $source) $from.secretName }}
+{{- range $name, $key := $from.keys }}
 - name: {{ $name }}
   valueFrom:
     secretKeyRef:
