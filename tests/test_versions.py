@@ -18,7 +18,14 @@ from conftest import (
     UNDER_CI,
     require_tool,
 )
-from kubernetes_checks import K8S_SCRIPT, kind_node_image, tool_versions, upstream_charts
+from kubernetes_checks import (
+    K8S_SCRIPT,
+    applied_objects,
+    kind_node_image,
+    pod_specs,
+    tool_versions,
+    upstream_charts,
+)
 
 VERSIONS_DOC = TEMPLATE_DIR / "docs" / "versions.md"
 # A row's first cell: `pin`, for an action `owner/name@sha` (vX.Y.Z).
@@ -79,14 +86,15 @@ def kubernetes_pins(project: Path) -> dict[str, set[str]]:
     """The images, charts and tools of deploy/kubernetes (kubernetes=yes)."""
     if not (project / K8S_SCRIPT).exists():
         return {"images": set(), "tools": set()}
-    clusters = project / "deploy/kubernetes/postgres"
+    applied = applied_objects(project)
     return {
         "images": {
             kind_node_image(project),
+            *(item["spec"]["imageName"] for item in applied if item["kind"] == "Cluster"),
             *(
-                document["spec"]["imageName"]
-                for path in clusters.glob("*.yaml")
-                for document in yaml.safe_load_all(path.read_text())
+                container["image"]
+                for _, pod in pod_specs(applied)
+                for container in pod["containers"]
             ),
         },
         "tools": {
