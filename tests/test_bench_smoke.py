@@ -101,8 +101,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
     [
         (
             {
-                "yes_100_over_no": 0.6,
-                "yes_10_over_no": 0.75,
+                "yes_100_over_no": 0.8,
+                "yes_10_over_no": 0.95,
                 "db_yes_100_over_db_no": 0.75,
                 "db_yes_10_over_db_no": 0.9,
                 "db_no_over_reference": 0.6,
@@ -117,8 +117,8 @@ def test_parse_wrk_report_rejects_output_without_the_result_line() -> None:
         ),
         (
             {
-                "yes_100_over_no": 0.59,
-                "yes_10_over_no": 0.74,
+                "yes_100_over_no": 0.79,
+                "yes_10_over_no": 0.94,
                 "db_yes_100_over_db_no": 0.74,
                 "db_yes_10_over_db_no": 0.89,
                 "db_no_over_reference": 0.59,
