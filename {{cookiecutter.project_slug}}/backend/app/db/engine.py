@@ -1,17 +1,24 @@
 {%- set yes = cookiecutter.include_observability == "yes" -%}
-"""The engine and session factory: one per process, made by the application factory and
-disposed when the application stops."""
-{% if yes %}
+"""The engine and its sessions: one per process, made by the application factory and disposed
+when the application stops.
+
+A read is one round trip to the server: it runs without a transaction (autocommit, no BEGIN
+and no ROLLBACK around it), on a pooled connection that is not pinged first. A connection the
+server closed is replaced when it is checked out; one found closed only as a read runs makes
+that read run once more (`read_retried_once`)."""
+
+import logging
+{%- if yes %}
 import time
 {%- endif %}
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any{% if yes %}, Protocol{% endif %}
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any, {% if yes %}Protocol, {% endif %}TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import URL, event, text
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import AdaptedConnection, Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 {%- if yes %}
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 {%- endif %}
@@ -23,6 +30,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.settings import Settings
+
+logger = logging.getLogger("app.db")
+
+T = TypeVar("T")
 
 
 def database_url(settings: Settings) -> URL:
@@ -45,9 +56,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
-        # A connection the server closed (restart, failover) is replaced at checkout, so the
-        # service recovers by itself once the database is back.
-        pool_pre_ping=True,
+        # No pool_pre_ping: it would cost every checkout a round trip (three on asyncpg:
+        # BEGIN, the ping, ROLLBACK). A closed connection is replaced at checkout instead.
         connect_args={
             "timeout": settings.database_connect_timeout,
             "server_settings": {
@@ -57,7 +67,22 @@ def create_engine(settings: Settings) -> AsyncEngine:
         },
     )
     event.listen(engine.sync_engine, "do_connect", connect_or_fail_as_the_driver)
+    event.listen(engine.sync_engine, "checkout", replace_if_closed)
     return engine
+
+
+def replace_if_closed(
+    dbapi_connection: AdaptedConnection, connection_record: object, connection_proxy: object
+) -> None:
+    """A pooled connection the server closed (a restart, a failover, a terminated backend) is
+    not handed out: the pool replaces it with a new one, so the service recovers by itself
+    once the database is back.
+
+    The driver knows without asking the server (the same test SQLAlchemy's asyncpg dialect
+    makes to recognise a disconnect), so this costs no round trip, unlike `pool_pre_ping`.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def connect_or_fail_as_the_driver(
@@ -84,21 +109,41 @@ class CheckoutWaits(Protocol):
 
 {% endif -%}
 class Database:
-    """The service's engine and its session factory."""
+    """The service's engine and its two kinds of session, on the same pool of connections.
+
+    As in SQLAlchemy's "Setting Isolation For A Sessionmaker / Engine Wide": writes get a
+    session in a transaction (`session`: BEGIN, then COMMIT or ROLLBACK); reads get one in
+    autocommit (`read_session`): the server runs each statement on its own, so reading an
+    item is the SELECT alone, one round trip.
+    """
 
     def __init__(self, settings: Settings{% if yes %}, checkout_waits: CheckoutWaits | None = None{% endif %}) -> None:
         self.engine = create_engine(settings)
+        self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Objects stay readable after commit: responses are built from them afterwards.
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(self.autocommit_engine)
 {%- if yes %}
         self.checkout_waits = checkout_waits
 {%- endif %}
 
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session in a transaction, for writes: commit it, or it is rolled back."""
+        return self._checked_out(self.sessions)
+
+    def read_session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session without a transaction, for reads: each statement is on its own, with
+        nothing to commit or roll back. Never for a write that needs another statement to
+        succeed with it."""
+        return self._checked_out(self.read_sessions)
+
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def _checked_out(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
         """A session with its pooled connection checked out: a request that cannot get one
         fails here, before its handler runs."""
-        async with self.sessions() as session:
+        async with sessions() as session:
 {%- if yes %}
             # Timed here, since the pool has no event before a checkout.
             started, gave_up = time.perf_counter(), False
@@ -108,21 +153,21 @@ class Database:
                 gave_up = True
                 raise
             finally:
-                self._checked_out(started, gave_up)
+                self._observe_checkout(started, gave_up)
 {%- else %}
             await session.connection()
 {%- endif %}
             yield session
 {%- if yes %}
 
-    def _checked_out(self, started: float, gave_up: bool) -> None:
+    def _observe_checkout(self, started: float, gave_up: bool) -> None:
         if self.checkout_waits is not None:
             self.checkout_waits.observe_checkout(time.perf_counter() - started, gave_up)
 {%- endif %}
 
     async def ping(self) -> bool:
-        """The readiness check: the database answers a trivial statement."""
-        async with self.engine.connect() as connection:
+        """The readiness check: the database answers a trivial statement (one round trip)."""
+        async with self.autocommit_engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         return True
 
@@ -140,10 +185,43 @@ def database_state(database: Database) -> dict[str, Database]:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (its connection back in the pool) when it ends."""
+    """The request's session in a transaction (for writes), closed when the request ends:
+    rolled back unless committed, its connection back in the pool."""
     database: Database = getattr(request.state, DATABASE)
     async with database.session() as session:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session without a transaction (for reads), closed when it ends."""
+    database: Database = getattr(request.state, DATABASE)
+    async with database.read_session() as session:
+        yield session
+
+
 Session = Annotated[AsyncSession, Depends(get_session)]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
+
+
+# A TypeVar, not type parameters: the backend still runs on Python 3.11.
+async def read_retried_once(  # noqa: UP047
+    session: AsyncSession, read: Callable[[], Awaitable[T]]
+) -> T:
+    """`read()`, run once more if its connection turns out to be closed as it runs (the server
+    went away without the driver seeing it yet, or as the statement was sent).
+
+    SQLAlchemy then marks that connection, and every other one the pool had before, as
+    invalid (`DBAPIError.connection_invalidated`); the session's rollback gives it back, and
+    the second try checks out a new one. Only on a `read_session`: in a transaction, that
+    rollback would lose the statements before the read. A failure to connect is not retried.
+    """
+    try:
+        return await read()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        logger.warning(
+            "database connection lost, read retried", extra={"error_type": type(error).__name__}
+        )
+    await session.rollback()
+    return await read()

@@ -1,4 +1,5 @@
-"""The items repository: every query the API makes about items, in one small class."""
+"""The items' queries, in two small classes: the reads, on a session without a transaction
+(`ReadSession`), and the writes, each committed in its own transaction (`Session`)."""
 
 from collections.abc import Sequence
 from decimal import Decimal
@@ -7,10 +8,28 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import read_retried_once
 from app.db.models import Item
 
 
+class ItemReader:
+    """Reads, one statement each: run again once if their connection was found closed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def page(self, offset: int, limit: int) -> Sequence[Item]:
+        statement = select(Item).order_by(Item.id).offset(offset).limit(limit)
+        items = await read_retried_once(self._session, lambda: self._session.scalars(statement))
+        return items.all()
+
+    async def get(self, item_id: int) -> Item | None:
+        return await read_retried_once(self._session, lambda: self._session.get(Item, item_id))
+
+
 class ItemRepository:
+    """Writes, each committed before it returns."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
@@ -28,13 +47,6 @@ class ItemRepository:
         item = await self._session.scalar(statement)
         await self._session.commit()
         return item
-
-    async def page(self, offset: int, limit: int) -> Sequence[Item]:
-        statement = select(Item).order_by(Item.id).offset(offset).limit(limit)
-        return (await self._session.scalars(statement)).all()
-
-    async def get(self, item_id: int) -> Item | None:
-        return await self._session.get(Item, item_id)
 
     async def remove(self, item_id: int) -> bool:
         statement = delete(Item).where(Item.id == item_id).returning(Item.id)

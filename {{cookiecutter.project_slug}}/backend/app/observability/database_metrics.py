@@ -115,7 +115,9 @@ class DatabaseMetrics:
         self.registry.register(PoolCollector(database, maximum))
 
         def rolled_back(connection: Connection) -> None:
-            if connection.info.pop(FAILED, False):
+            # An invalidated connection (its statement found the server gone) has no info to
+            # read, and raises if asked: its transaction failed all the same.
+            if connection.invalidated or connection.info.pop(FAILED, False):
                 self.rollbacks.inc()
 
         def committed(connection: Connection) -> None:

@@ -13,8 +13,8 @@ from app.settings import Settings
 
 
 class DatabaseSpans:
-    """A `StatementObserver`: spans only inside a sampled request, so probes, scrapes and
-    the pool's pings make none."""
+    """A `StatementObserver`: spans only inside a sampled request, so probes and scrapes
+    make none."""
 
     def __init__(self, tracer: trace.Tracer, settings: Settings) -> None:
         self.tracer = tracer
