@@ -2,6 +2,7 @@
 what a failing database makes of a request. The resource's conventions: tests/test_items.py."""
 
 import asyncio
+import itertools
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -167,6 +168,36 @@ def test_an_exhausted_pool_is_a_503_in_bounded_time_and_recovers(settings: Setti
         assert (await client.get("/api/v1/items")).status_code == 200
 
     run_in_one_loop(create_app(small_pool, database=database), scenario)
+
+
+def test_connections_go_to_requests_in_the_order_they_asked(settings: Settings) -> None:
+    """The pool alone hands a connection given back to whichever request runs first, even one
+    that has just arrived: under load, a waiting request could be passed again and again.
+    Here 16 clients read through 2 connections; a read may be passed only by the one other
+    read whose turn came with its own."""
+    two_connections = settings.model_copy(
+        update={"database_pool_size": 2, "database_max_overflow": 0, "database_pool_timeout": 30}
+    )
+    database = Database(two_connections)
+    tickets = itertools.count()
+    served: list[int] = []
+
+    async def client() -> None:
+        for _ in range(50):
+            ticket = next(tickets)
+            async with database.read_session() as session:
+                served.append(ticket)
+                await session.execute(text("SELECT 1"))
+
+    async def scenario() -> None:
+        try:
+            await asyncio.gather(*(client() for _ in range(16)))
+        finally:
+            await database.dispose()
+
+    asyncio.run(scenario())
+    passed_by = [sum(later > ticket for later in served[:i]) for i, ticket in enumerate(served)]
+    assert max(passed_by) <= 1
 
 
 def test_a_statement_past_its_timeout_is_a_503_logged_once(settings: Settings) -> None:

@@ -7,6 +7,7 @@ and no ROLLBACK around it), on a pooled connection that is not pinged first. A c
 server closed is replaced when it is checked out; one found closed only as a read runs makes
 that read run once more (`read_retried_once`)."""
 
+import asyncio
 import logging
 {%- if yes %}
 import time
@@ -19,9 +20,7 @@ from fastapi import Depends, Request
 from sqlalchemy import URL, event, text
 from sqlalchemy.engine import AdaptedConnection, Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-{%- if yes %}
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-{%- endif %}
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -123,6 +122,10 @@ class Database:
         # Objects stay readable after commit: responses are built from them afterwards.
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.autocommit_engine)
+        # As many turns as the pool has connections (see `_turn`).
+        connections = settings.database_pool_size + settings.database_max_overflow
+        self._turns = asyncio.Semaphore(connections)
+        self._pool_timeout = settings.database_pool_timeout
 {%- if yes %}
         self.checkout_waits = checkout_waits
 {%- endif %}
@@ -141,33 +144,55 @@ class Database:
     async def _checked_out(
         self, sessions: async_sessionmaker[AsyncSession]
     ) -> AsyncIterator[AsyncSession]:
-        """A session with its pooled connection checked out: a request that cannot get one
-        fails here, before its handler runs."""
-        async with sessions() as session:
+        """A session with its pooled connection checked out, in its turn: a request that cannot
+        get one within the pool timeout fails here, before its handler runs."""
 {%- if yes %}
-            # Timed here, since the pool has no event before a checkout.
-            started, gave_up = time.perf_counter(), False
-            try:
+        # Timed here, since the pool has no event before a checkout.
+        started, waiting = time.perf_counter(), True
+        try:
+            async with self._turn(), sessions() as session:
                 await session.connection()
-            except PoolTimeoutError:
-                gave_up = True
-                raise
-            finally:
-                self._observe_checkout(started, gave_up)
-{%- else %}
-            await session.connection()
-{%- endif %}
-            yield session
-{%- if yes %}
+                waiting = False
+                self._observe_checkout(started, gave_up=False)
+                yield session
+        except Exception as error:
+            if waiting:
+                self._observe_checkout(started, gave_up=isinstance(error, PoolTimeoutError))
+            raise
 
     def _observe_checkout(self, started: float, gave_up: bool) -> None:
         if self.checkout_waits is not None:
             self.checkout_waits.observe_checkout(time.perf_counter() - started, gave_up)
+{%- else %}
+        async with self._turn(), sessions() as session:
+            await session.connection()
+            yield session
 {%- endif %}
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One of the pool's connections to use, first come, first served.
+
+        The pool hands a connection given back to whichever request asks first, even one that
+        has just arrived: when more requests want a connection than the pool has, one that
+        waits can lose it to newer ones again and again (at 16 clients on 10 connections, a
+        p99 of over a second against 62 ms with as many connections as clients). Requests
+        queue here instead, in order, and never wait in the pool.
+        """
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._turns.acquire()
+        except TimeoutError as error:
+            message = f"no database connection free within {self._pool_timeout} s"
+            raise PoolTimeoutError(message) from error
+        try:
+            yield
+        finally:
+            self._turns.release()
 
     async def ping(self) -> bool:
         """The readiness check: the database answers a trivial statement (one round trip)."""
-        async with self.autocommit_engine.connect() as connection:
+        async with self._turn(), self.autocommit_engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         return True
 
