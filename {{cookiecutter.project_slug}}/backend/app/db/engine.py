@@ -228,10 +228,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 
 
-# A TypeVar, not type parameters: the backend still runs on Python 3.11.
-async def read_retried_once(  # noqa: UP047
-    session: AsyncSession, read: Callable[[], Awaitable[T]]
-) -> T:
+async def read_retried_once(session: AsyncSession, read: Callable[[], Awaitable[T]]) -> T:
     """`read()`, run once more if its connection turns out to be closed as it runs (the server
     went away without the driver seeing it yet, or as the statement was sent).
 
