@@ -6,7 +6,7 @@ import itertools
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -148,20 +148,25 @@ async def serve_in_this_loop(app: FastAPI, scenario: Scenario) -> None:
             await scenario(client)
 
 
-def test_an_exhausted_pool_is_a_503_in_bounded_time_and_recovers(settings: Settings) -> None:
+@pytest.mark.parametrize("holder", ["another request", "a connection outside the sessions"])
+def test_an_exhausted_pool_is_a_503_in_bounded_time_and_recovers(
+    settings: Settings, holder: str
+) -> None:
+    """Whether the one connection is held by a request (this one then waits in line) or by
+    code that took it from the engine directly (this one then waits in the pool)."""
     small_pool = settings.model_copy(
         update={"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 0.2}
     )
     database = Database(small_pool)
 
     async def scenario(client: httpx2.AsyncClient) -> None:
-        held = await database.engine.connect()
-        try:
+        held: AbstractAsyncContextManager[object] = (
+            database.session() if holder == "another request" else database.engine.connect()
+        )
+        async with held:
             started = asyncio.get_running_loop().time()
             response = await client.get("/api/v1/items")
             waited = asyncio.get_running_loop().time() - started
-        finally:
-            await held.close()
         assert response.status_code == 503
         assert response.json()["request_id"] == response.headers["x-request-id"]
         assert 0.2 <= waited < 2
