@@ -160,5 +160,10 @@ def test_the_pool_shows_its_connections_waits_and_timeouts(settings: Settings) -
         # Requests' waits: the one that gave up and the one that followed (the test's own
         # checkout and the readiness checks' are no request's).
         assert metric("db_client_connection_wait_seconds_count") == 2
+        # Held by a session, as a request holds it: the next one gives up waiting in line.
+        async with database.session():
+            assert (await client.get("/api/v1/items")).status_code == 503
+        assert metric("db_client_connection_timeouts_total") == 2
+        assert metric("db_client_connection_wait_seconds_count") == 4
 
     run_in_one_loop(create_app(one, database=database, telemetry=telemetry), scenario)
