@@ -2,6 +2,7 @@
 what a failing database makes of a request. The resource's conventions: tests/test_items.py."""
 
 import asyncio
+import inspect
 import itertools
 import socket
 import struct
@@ -226,10 +227,12 @@ def test_a_statement_past_its_timeout_is_a_503_logged_once(settings: Settings) -
     run_in_one_loop(app, scenario)
 
 
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Wait up to 5 s for `condition`, a state with no event to await."""
+async def eventually(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+    """Wait up to 5 s for `condition`, a state with no event to await (a check of the
+    process's own state, or a query to ask the server)."""
     for _ in range(500):
-        if condition():
+        met = condition()
+        if await met if inspect.isawaitable(met) else met:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
@@ -461,12 +464,11 @@ async def end_the_service_sessions(settings: Settings) -> None:
             ending = text(f"SELECT count(pg_terminate_backend(pid)) {of_the_service}")
             assert await admin.scalar(ending, name)
             remaining = text(f"SELECT count(*) {of_the_service}")
-            for _ in range(500):
-                if not await admin.scalar(remaining, name):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                raise AssertionError("the service's sessions outlived pg_terminate_backend")
+
+            async def none_left() -> bool:
+                return not await admin.scalar(remaining, name)
+
+            await eventually(none_left, "the service's sessions to end")
     finally:
         await engine.dispose()
     await asyncio.sleep(0.1)
