@@ -403,6 +403,28 @@ class Scenario:
     baseline: str = "no"  # the scenario its "vs no" ratio is taken against
 
 
+def telemetry_scenarios(
+    prefix: str, title: str, receivers: dict[str, SpanCounter]
+) -> list[Scenario]:
+    """A phase's "no", then "yes" at 100% and at 10% sampling, exporting to their receivers:
+    keys `<prefix>no`, `<prefix>yes_100`, `<prefix>yes_10`, each compared with `<prefix>no`."""
+    baseline = f"{prefix}no"
+    scenarios = [Scenario(baseline, f"{title}no", "no", {}, baseline=baseline)]
+    for share, sampler in ((100, ALWAYS_ON), (10, TEN_PERCENT)):
+        receiver = receivers[f"{prefix}yes_{share}"]
+        scenarios.append(
+            Scenario(
+                f"{prefix}yes_{share}",
+                f"{title}yes, {share}% sampled",
+                "yes",
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **sampler},
+                receiver,
+                baseline=baseline,
+            )
+        )
+    return scenarios
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
@@ -551,23 +573,7 @@ def measure_database(
     try:
         run_in_venv(venvs["no"], ["alembic", "upgrade", "head"], dirs["no"], postgres.environment)
         listed = [
-            Scenario("db_no", "database: no", "no", {}, baseline="db_no"),
-            Scenario(
-                "db_yes_100",
-                "database: yes, 100% sampled",
-                "yes",
-                {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["db_yes_100"].endpoint, **ALWAYS_ON},
-                receivers["db_yes_100"],
-                baseline="db_no",
-            ),
-            Scenario(
-                "db_yes_10",
-                "database: yes, 10% sampled",
-                "yes",
-                {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["db_yes_10"].endpoint, **TEN_PERCENT},
-                receivers["db_yes_10"],
-                baseline="db_no",
-            ),
+            *telemetry_scenarios("db_", "database: ", receivers),
             Scenario(
                 "db_reference",
                 "database: reference (asyncpg, one prepared statement)",
@@ -641,25 +647,7 @@ def measure_enqueue(
         for variant in VARIANTS
     }
     venvs = {variant: backend_venv(dirs[variant], build_dir / "venvs") for variant in VARIANTS}
-    listed = [
-        Scenario("enqueue_no", "enqueue: no", "no", {}, baseline="enqueue_no"),
-        Scenario(
-            "enqueue_yes_100",
-            "enqueue: yes, 100% sampled",
-            "yes",
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["enqueue_yes_100"].endpoint, **ALWAYS_ON},
-            receivers["enqueue_yes_100"],
-            baseline="enqueue_no",
-        ),
-        Scenario(
-            "enqueue_yes_10",
-            "enqueue: yes, 10% sampled",
-            "yes",
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["enqueue_yes_10"].endpoint, **TEN_PERCENT},
-            receivers["enqueue_yes_10"],
-            baseline="enqueue_no",
-        ),
-    ]
+    listed = telemetry_scenarios("enqueue_", "enqueue: ", receivers)
     script = enqueue_script(build_dir)
     redis = RedisServer()
     redis.start()
@@ -900,21 +888,7 @@ def main() -> int:
     try:
         with closed_port() as nothing_listens:
             listed = [
-                Scenario("no", "no", "no", {}),
-                Scenario(
-                    "yes_100",
-                    "yes, 100% sampled",
-                    "yes",
-                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_100"].endpoint, **ALWAYS_ON},
-                    receivers["yes_100"],
-                ),
-                Scenario(
-                    "yes_10",
-                    "yes, 10% sampled",
-                    "yes",
-                    {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers["yes_10"].endpoint, **TEN_PERCENT},
-                    receivers["yes_10"],
-                ),
+                *telemetry_scenarios("", "", receivers),
                 Scenario(
                     "yes_unreachable",
                     "yes, 100% sampled, exporter down",
