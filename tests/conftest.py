@@ -67,13 +67,18 @@ def combination_id(answers: dict[str, str]) -> str:
     return "-".join(f"{name}={value}" for name, value in answers.items())
 
 
-def env_keys(text: str) -> list[str]:
-    """The variable names of a .env-style file, in order."""
-    return [
-        line.split("=", 1)[0]
+def env_values(text: str) -> dict[str, str]:
+    """The variables of a .env-style file, in order, with their values."""
+    return dict(
+        line.split("=", 1)
         for line in text.splitlines()
         if line.strip() and not line.lstrip().startswith("#")
-    ]
+    )
+
+
+def env_keys(text: str) -> list[str]:
+    """The variable names of a .env-style file, in order."""
+    return list(env_values(text))
 
 
 # Prometheus, promtool, Alertmanager and amtool of the versions compose pins, built as .ci/run does.

@@ -25,7 +25,7 @@ from alloy_syntax import (
     parse,
     references,
 )
-from conftest import COOKIECUTTER_JSON
+from conftest import COOKIECUTTER_JSON, env_values
 from contract import loki_labels, structured_metadata_keys
 
 LOG_COLLECTORS = COOKIECUTTER_JSON["log_collector"]
@@ -44,17 +44,12 @@ FILLED_BY_CI = re.compile(r'sed -i "s/\^(\w+)=\$/')
 def unfilled_ci_variables(project: Path) -> list[str]:
     """Each variable that compose requires (or k8s.py reads, for a job that runs it) and
     .env.example leaves empty, which a CI step writing .env from it does not fill."""
-    example = dict(
-        line.split("=", 1)
-        for line in (project / ".env.example").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    example = env_values((project / ".env.example").read_text())
     required = set(REQUIRED_BY_COMPOSE.findall((project / "compose.yml").read_text()))
     empty = {name for name in required if not example.get(name)}
     k8s_script = project / "deploy/kubernetes/k8s.py"
-    k8s_reads = {
-        name for name in empty if k8s_script.exists() and f'"{name}"' in k8s_script.read_text()
-    }
+    k8s_text = k8s_script.read_text() if k8s_script.exists() else ""
+    k8s_reads = {name for name in empty if f'"{name}"' in k8s_text}
     problems = []
     for job_name, job in load(project / ".github/workflows/ci.yml")["jobs"].items():
         for step in job["steps"]:
