@@ -239,21 +239,29 @@ def dotenv() -> dict[str, str]:
         for line in env_file.read_text(encoding="utf-8").splitlines()
         if "=" in line and not line.lstrip().startswith("#")
     )
+
+
+def apply_secret(
+    run: Runner, name: str, namespace: str, values: dict[str, str]
+) -> None:
+    """The Secret `name` holding `values` (key: value), created or updated; the values are
+    never printed."""
+    secret = ["create", "secret", "generic", name, "-n", namespace]
+    literals = [f"--from-literal={key}={value}" for key, value in values.items()]
+    masked = [f"--from-literal={key}=***" for key in values]
+    run.apply(*secret, *literals, shown=[*secret, *masked])
 {%- endif %}
 {%- if cookiecutter.include_observability == "yes" %}
 
 
 def apply_grafana_admin(run: Runner) -> None:
-    """The Secret of Grafana's admin account, from .env; its values are never printed."""
+    """The Secret of Grafana's admin account, from .env."""
     settings = dotenv()
-    secret = ["create", "secret", "generic", GRAFANA_ADMIN_SECRET, "-n", "monitoring"]
     values = {
         "admin-user": settings["GRAFANA_ADMIN_USER"],
         "admin-password": settings["GRAFANA_ADMIN_PASSWORD"],
     }
-    literals = [f"--from-literal={key}={value}" for key, value in values.items()]
-    masked = [f"--from-literal={key}=***" for key in values]
-    run.apply(*secret, *literals, shown=[*secret, *masked])
+    apply_secret(run, GRAFANA_ADMIN_SECRET, "monitoring", values)
 {%- endif %}
 
 
@@ -278,25 +286,20 @@ def alertmanager_config(webhook_url: str) -> str:
 
 
 def apply_alertmanager_config(run: Runner) -> None:
-    """The Secret of Alertmanager's configuration; it holds the webhook URL, never printed."""
+    """The Secret of Alertmanager's configuration; it holds the webhook URL."""
     config = alertmanager_config(dotenv().get("ALERT_WEBHOOK_URL", ""))
-    secret = ["create", "secret", "generic", ALERTMANAGER_CONFIG_SECRET]
-    secret += ["-n", "monitoring"]
-    literal = "--from-literal=alertmanager.yaml="
-    run.apply(*secret, literal + config, shown=[*secret, literal + "***"])
+    values = {"alertmanager.yaml": config}
+    apply_secret(run, ALERTMANAGER_CONFIG_SECRET, "monitoring", values)
 {%- endif %}
 {%- if cookiecutter.worker == "taskiq" %}
 
 
 def apply_redis(run: Runner) -> None:
-    """The Secret of Redis's password (never printed), then Redis, then a wait until it
-    answers."""
+    """The Secret of Redis's password, then Redis, then a wait until it answers."""
     password = dotenv().get("REDIS_PASSWORD", "")
     if not password:
         sys.exit("REDIS_PASSWORD is empty in .env: set one, as compose asks")
-    secret = ["create", "secret", "generic", REDIS_NAME, "-n", NAMESPACE]
-    literal = "--from-literal=password="
-    run.apply(*secret, literal + password, shown=[*secret, literal + "***"])
+    apply_secret(run, REDIS_NAME, NAMESPACE, {"password": password})
     run.run(run.kubectl("apply", "-n", NAMESPACE, f"--filename={REDIS}"))
     rollout = ["rollout", "status", f"statefulset/{REDIS_NAME}", "--timeout=5m"]
     run.run(run.kubectl(*rollout, "-n", NAMESPACE))
