@@ -779,10 +779,10 @@ def environment(container: dict[str, Any]) -> dict[str, Any]:
 def test_the_worker_runs_compose_s_command_with_the_backend_s_image_and_settings(
     manifests: list[dict[str, Any]], worker_project: Path
 ) -> None:
-    backend_pod = owned_by(manifests, "Deployment", "backend")["spec"]["template"]["spec"]
+    backend_template = owned_by(manifests, "Deployment", "backend")["spec"]["template"]
     deployment = owned_by(manifests, "Deployment", "worker")
     pod = deployment["spec"]["template"]["spec"]
-    (backend,) = backend_pod["containers"]
+    (backend,) = backend_template["spec"]["containers"]
     (worker,) = pod["containers"]
     compose = resolved_compose(worker_project)["services"]["worker"]
     assert worker["image"] == backend["image"]
@@ -813,8 +813,8 @@ def test_the_worker_runs_compose_s_command_with_the_backend_s_image_and_settings
     assert not service["spec"]["selector"].items() <= worker_labels.items()
     budget = owned_by(manifests, "PodDisruptionBudget", "worker")
     assert budget["spec"]["selector"]["matchLabels"].items() <= worker_labels.items()
-    backend_labels = owned_by(manifests, "Deployment", "backend")["spec"]["template"]["metadata"]
-    assert not budget["spec"]["selector"]["matchLabels"].items() <= backend_labels["labels"].items()
+    backend_labels = backend_template["metadata"]["labels"]
+    assert not budget["spec"]["selector"]["matchLabels"].items() <= backend_labels.items()
 
 
 @pytest.mark.slow
