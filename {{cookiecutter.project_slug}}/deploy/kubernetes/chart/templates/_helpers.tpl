@@ -18,11 +18,16 @@ app.kubernetes.io/name: {{ include "backend.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{- define "backend.labels" -}}
+{{/* What every object of the release carries, besides its selector labels. */}}
+{{- define "backend.releaseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "backend.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "backend.labels" -}}
+{{ include "backend.selectorLabels" . }}
+{{ include "backend.releaseLabels" . }}
 {{- end }}
 
 {{/* The image, never `latest`: a tag is required. */}}
