@@ -194,6 +194,7 @@ class Runner:
         if result.returncode != 0:
             sys.exit(f"failed ({result.returncode}): {shlex.join(shown or command)}")
         return result.stdout
+{%- if cookiecutter.include_observability == "yes" or cookiecutter.database == "postgres" or cookiecutter.worker == "taskiq" %}
 
     def apply(self, *create: str, shown: list[str] | None = None) -> None:
         """`kubectl create ... --dry-run` piped into `kubectl apply`: create or update."""
@@ -201,6 +202,7 @@ class Runner:
         shown = [*self.kubectl(*shown), *dry_run] if shown else None
         manifest = self.run([*self.kubectl(*create), *dry_run], shown)
         self.run(self.kubectl("apply", "--filename=-"), stdin=manifest)
+{%- endif %}
 
 
 def require_tools(names: list[str]) -> None:
