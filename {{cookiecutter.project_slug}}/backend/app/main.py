@@ -4,6 +4,7 @@
 """The application factory: every part of the service is made and wired together here, and
 only here. Tests hand in their own parts."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -139,3 +140,7 @@ def create_app(
 
 
 app = create_app()
+# What exists now (the modules, the application) lives as long as the process. Frozen, it is
+# no longer walked by each full garbage collection, which runs more often the more a request
+# allocates: less CPU per request and a lower p99 (bench/README.md).
+gc.freeze()

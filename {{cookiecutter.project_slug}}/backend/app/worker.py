@@ -11,6 +11,7 @@ Its lifespan runs the jobs; a stop (SIGTERM, Ctrl+C) ends it: no new job is read
 get WORKER_SHUTDOWN_SECONDS to finish, and those still running are delivered again.
 """
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -121,3 +122,4 @@ def create_worker(
 
 
 app = create_worker()
+gc.freeze()  # as app.main does: the garbage collector leaves what lives as long as the process

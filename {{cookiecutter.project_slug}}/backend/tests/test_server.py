@@ -96,3 +96,18 @@ def test_every_line_is_json_with_exactly_one_access_line_per_request(
     assert "Application startup complete." in [line["message"] for line in lines]
     assert not [line for line in lines if "color_message" in line]
     assert access[1]["client_ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("module", ["app.main"{% if cookiecutter.worker == "taskiq" %}, "app.worker"{% endif %}])
+def test_the_served_module_freezes_what_lives_as_long_as_the_process(module: str) -> None:
+    """uvicorn imports the module in a fresh interpreter; what exists then (modules, the
+    application) is frozen, so full garbage collections under load no longer walk it."""
+    result = subprocess.run(  # noqa: S603 (this interpreter, a module name of the test's)
+        [sys.executable, "-c", f"import gc, {module}; print(gc.get_freeze_count())"],
+        cwd=BACKEND_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(result.stdout.split()[-1]) > 0

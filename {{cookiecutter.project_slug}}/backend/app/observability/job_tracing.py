@@ -55,17 +55,26 @@ class JobSpans:
 
     @contextlib.contextmanager
     def sending(self, job_name: str, job_id: str, labels: dict[str, Any]) -> Iterator[None]:
-        with self._tracer.start_as_current_span(
+        # start_span and attach rather than start_as_current_span: the same span for a quarter
+        # less CPU on every send (bench/README.md), most of them unsampled.
+        span = self._tracer.start_span(
             f"send {self._queue}",
             kind=SpanKind.PRODUCER,
             attributes=self._attributes("send", job_name, job_id),
-        ) as span:
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        try:
             propagate.inject(labels)
-            try:
-                yield
-            except Exception as error:
+            yield
+        except Exception as error:
+            if span.is_recording():
+                span.record_exception(error)
                 span.set_attribute(error_attributes.ERROR_TYPE, type(error).__qualname__)
-                raise
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            raise
+        finally:
+            context.detach(token)
+            span.end()
 
     def attempt_started(self, message: TaskiqMessage) -> AttemptSpan:
         """The attempt's span, current until `attempt_finished`."""
