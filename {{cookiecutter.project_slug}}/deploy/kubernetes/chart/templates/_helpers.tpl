@@ -76,3 +76,51 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* The pod spec every serving Deployment (the backend's, the worker's) shares: its account,
+     pull secrets, security context, /tmp volume and spread over nodes. Takes `root` (the
+     chart's context) and `selectorLabels` (the Deployment's own, whose replicas it spreads). */}}
+{{- define "backend.servingPodSpec" -}}
+serviceAccountName: {{ include "backend.fullname" .root }}
+automountServiceAccountToken: false
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- include "backend.podSecurityContext" .root | nindent 2 }}
+# Replicas on different nodes where the cluster has several.
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- .selectorLabels | nindent 8 }}
+volumes:
+  # The root filesystem is read-only; Python and its libraries may still need /tmp.
+  - name: tmp
+    emptyDir:
+      sizeLimit: 64Mi
+{{- end }}
+
+{{/* The health contract (docs/contract.md) as probes of the container's `http` port: startup
+     and live never check a dependency; ready does, so a pod whose dependencies fail leaves
+     the Service without restarting. */}}
+{{- define "backend.healthProbes" -}}
+startupProbe:
+  httpGet:
+    path: /health/startup
+    port: http
+  {{- toYaml .Values.probes.startup | nindent 2 }}
+livenessProbe:
+  httpGet:
+    path: /health/live
+    port: http
+  {{- toYaml .Values.probes.liveness | nindent 2 }}
+readinessProbe:
+  httpGet:
+    path: /health/ready
+    port: http
+  {{- toYaml .Values.probes.readiness | nindent 2 }}
+{{- end }}
