@@ -13,14 +13,20 @@ from harness.backend import BackendProcess
 
 pytestmark = pytest.mark.slow
 
-# Copied without rendering: the same file in every render with kubernetes=yes.
-DEPLOYMENT = (
-    TEMPLATE_DIR / "{{cookiecutter.project_slug}}/deploy/kubernetes/chart/templates/deployment.yaml"
+# Copied without rendering: the same file in every render with kubernetes=yes. Its
+# `backend.healthProbes` are the probes of every Deployment of the chart.
+HELPERS = (
+    TEMPLATE_DIR / "{{cookiecutter.project_slug}}/deploy/kubernetes/chart/templates/_helpers.tpl"
 )
 
 
+def health_probe_paths() -> list[str]:
+    probes = HELPERS.read_text().split('{{- define "backend.healthProbes" -}}')[1]
+    return re.findall(r"^\s+path: (/\S+)$", probes.split("{{- end }}")[0], re.MULTILINE)
+
+
 def test_every_probe_path_of_the_chart_answers_200(backend: BackendProcess) -> None:
-    paths = re.findall(r"^\s+path: (/\S+)$", DEPLOYMENT.read_text(), re.MULTILINE)
+    paths = health_probe_paths()
     assert paths == ["/health/startup", "/health/live", "/health/ready"]
     for path in paths:
         response = httpx.get(backend.url + path, timeout=10)
