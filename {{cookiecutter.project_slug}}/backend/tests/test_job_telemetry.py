@@ -157,6 +157,21 @@ def test_the_api_counts_what_it_sends(
     assert sent == 2
 
 
+def test_a_request_left_out_of_its_trace_sends_a_job_that_stays_out(
+    settings: Settings, client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    """The caller did not sample its trace, so neither does the request, and its send makes no
+    span; the context it gives the job keeps the attempts out too (a job sent without one
+    would start a trace of its own, sampled in this environment)."""
+    worker = Worker(settings)
+    not_sampled = f"00-{'ab' * 16}-{'cd' * 8}-00"
+    response = send(client, "lamp", traceparent=not_sampled)
+    with TestClient(worker.app):
+        wait_for_job(client, response.headers["location"], "succeeded")
+    assert by_kind(spans, SpanKind.PRODUCER) == []
+    assert by_kind(worker.spans, SpanKind.CONSUMER) == []
+
+
 def test_a_send_that_fails_is_an_error_span_and_not_counted(
     settings: Settings, unused_port: int
 ) -> None:
