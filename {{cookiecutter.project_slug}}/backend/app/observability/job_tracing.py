@@ -2,8 +2,8 @@
 semantic conventions:
 
 - `send <queue>`, a PRODUCER span around each send, a child of the request's span; the
-  job's labels carry its trace context (W3C `traceparent`) to the worker. Inside a request
-  the sampler left out, no span is made: the labels carry the request's context instead;
+  job's labels carry its trace context (W3C `traceparent`) to the worker. Inside a trace
+  the sampler left out, no span is made: the labels carry the current context instead;
 - `process <queue>`, a CONSUMER span per attempt, its parent the send's, so every attempt
   of a job, its log lines and its database spans join the trace of the request that sent it
   (a job sent outside a trace starts one with its first attempt, its retries join it). A
@@ -56,10 +56,10 @@ class JobSpans:
 
     @contextlib.contextmanager
     def sending(self, job_name: str, job_id: str, labels: dict[str, Any]) -> Iterator[None]:
-        request = trace.get_current_span().get_span_context()
-        if request.is_valid and not request.trace_flags.sampled:
+        parent = trace.get_current_span().get_span_context()
+        if parent.is_valid and not parent.trace_flags.sampled:
             # No sampler of the SDK records a span in a trace it left out, so the send makes
-            # none: the request's context goes with the job, and its attempts stay out too.
+            # none: the parent's context goes with the job, and its attempts stay out too.
             propagate.inject(labels)
             yield
             return
