@@ -3,11 +3,8 @@
 runs them; retries, dead letters, redelivery and a Redis that does not answer."""
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +21,6 @@ from app.worker import create_worker
 from tests.conftest import LogLines, capture_json_logs
 
 JOB_WAIT_SECONDS = 15
-BACKEND_DIR = Path(__file__).resolve().parent.parent
 
 
 def redis(settings: Settings) -> Redis:
@@ -92,21 +88,6 @@ def wait_for_job(client: TestClient, location: str, status: str) -> dict[str, An
 def send(client: TestClient, *names: str, **headers: str) -> Any:
     items = [{"name": name, "price": "2.50"} for name in names]
     return client.post("/api/v1/items/imports", json={"items": items}, headers=headers)
-
-
-@pytest.mark.parametrize("module", ["app.worker", "app.main"])
-def test_each_process_imports_its_application_first_without_a_cycle(module: str) -> None:
-    """uvicorn imports `app.worker` (or `app.main`) into a fresh interpreter: what the tests
-    import first here must not hide an import cycle."""
-    result = subprocess.run(  # noqa: S603  (this interpreter, a module name of the test's)
-        [sys.executable, "-c", f"import {module}"],
-        cwd=BACKEND_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_an_import_is_202_with_the_jobs_location_and_runs_in_the_worker(
