@@ -122,9 +122,10 @@ class Database:
         # Objects stay readable after commit: responses are built from them afterwards.
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.autocommit_engine)
+        # The most connections the pool opens: its size plus its overflow.
+        self.max_connections = settings.database_pool_size + settings.database_max_overflow
         # As many turns as the pool has connections (see `_turn`).
-        connections = settings.database_pool_size + settings.database_max_overflow
-        self._turns = asyncio.Semaphore(connections)
+        self._turns = asyncio.Semaphore(self.max_connections)
         self._pool_timeout = settings.database_pool_timeout
 {%- if yes %}
         self.checkout_waits = checkout_waits

@@ -163,8 +163,7 @@ def _instrument_process(
     install_process_wide(telemetry.tracer_provider)
     tracer = telemetry.tracer_provider.get_tracer(__name__)
 {%- if cookiecutter.database == "postgres" %}
-    maximum_connections = settings.database_pool_size + settings.database_max_overflow
-    telemetry.database_metrics.measure_pool_and_rollbacks(database, maximum_connections)
+    telemetry.database_metrics.measure_pool_and_rollbacks(database)
     # The span first, as for requests: the metrics' exemplar is the request's trace.
     observe_statements(database, (DatabaseSpans(tracer, settings), telemetry.database_metrics))
 {%- endif %}

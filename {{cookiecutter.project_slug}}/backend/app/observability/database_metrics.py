@@ -33,9 +33,8 @@ WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 class PoolCollector(Collector):
     """The pool's connections, read at scrape time."""
 
-    def __init__(self, database: Database, maximum: int) -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
-        self._maximum = maximum
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         pool = self._database.engine.sync_engine.pool
@@ -49,7 +48,7 @@ class PoolCollector(Collector):
         yield GaugeMetricFamily(
             "db_client_connections_max",
             "The most connections the pool opens: its size plus its overflow.",
-            value=self._maximum,
+            value=self._database.max_connections,
         )
 
 
@@ -110,9 +109,9 @@ class DatabaseMetrics:
         if facts.duration >= self.slow_seconds:
             slow.inc()
 
-    def measure_pool_and_rollbacks(self, database: Database, maximum: int) -> None:
+    def measure_pool_and_rollbacks(self, database: Database) -> None:
         """The pool's gauges, and the count of transactions a failed statement rolled back."""
-        self.registry.register(PoolCollector(database, maximum))
+        self.registry.register(PoolCollector(database))
 
         def rolled_back(connection: Connection) -> None:
             # An invalidated connection (its statement found the server gone) has no info to
